@@ -1,0 +1,1 @@
+"""Batch evaluation, Kaggle-style runs, TIR dataset generation and reports."""

@@ -1,0 +1,1 @@
+"""Isolated, stateful Jupyter kernels for untrusted model code, in a warm pool."""

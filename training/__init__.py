@@ -1,0 +1,1 @@
+"""Training recipes over TRL: SFT, GRPO (plain and TIR-aware), DPO, merging."""
