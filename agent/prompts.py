@@ -1,0 +1,96 @@
+"""Prompt templates per model family and mode, and rendering to chat messages / token ids.
+
+Families:
+  "r1"      DeepSeek-R1-Distill-Qwen, Fast-Math-R1, OpenMath-Nemotron: one user turn, no system
+            prompt (as DeepSeek recommends); the chat template opens `<think>`.
+  "qwen"    Qwen2.5-Math / Qwen3 style: a system prompt plus the user turn.
+  "small"   tiny instruction models (the built-in SmolLM2 default): a one-shot example of the
+            ```python / ```output format so the model writes code at all.
+  "gpt-oss" harmony-format models: served through a chat template as "qwen" for now; native
+            harmony tool calls are not implemented (the TIR format is the ```python one).
+`family="auto"` guesses from the model name. This module does not know how code is run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.types import Mode, Problem
+
+COT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+TIR_INSTRUCTION = (
+    "Please integrate natural language reasoning with Python programs to solve the problem above. "
+    "Write code in ```python``` blocks; each block is run in a persistent Jupyter kernel and its "
+    "output is shown to you in an ```output``` block. Put your final answer within \\boxed{}."
+)
+INTEGER_NOTE = "The answer is an integer."
+MODULUS_NOTE = "The final answer is an integer between 0 and {top}."
+
+QWEN_SYSTEM = "You are a helpful and careful mathematician."
+
+SMALL_EXAMPLE_PROBLEM = "What is the sum of the squares of the integers from 1 to 10?"
+SMALL_EXAMPLE_TIR = (
+    "I will compute it with Python.\n"
+    "```python\n"
+    "print(sum(k**2 for k in range(1, 11)))\n"
+    "```\n"
+    "```output\n"
+    "385\n"
+    "```\n"
+    "The sum is \\boxed{385}."
+)
+SMALL_EXAMPLE_COT = (
+    "The sum of the first n squares is n(n+1)(2n+1)/6. For n = 10 this is 10*11*21/6 = 385.\n"
+    "The sum is \\boxed{385}."
+)
+
+FAMILIES = ("r1", "qwen", "small", "gpt-oss")
+
+
+def guess_family(model_name: str) -> str:
+    """Pick a prompt family from a model name or path."""
+    name = model_name.lower()
+    if "gpt-oss" in name:
+        return "gpt-oss"
+    if any(k in name for k in ("r1", "fast-math", "openmath", "nemotron", "deepseek")):
+        return "r1"
+    if "qwen" in name:
+        return "qwen"
+    return "small"
+
+
+def _user_text(problem: Problem, mode: Mode) -> str:
+    parts = [problem.text.strip(), ""]
+    if problem.modulus:
+        parts.append(MODULUS_NOTE.format(top=problem.modulus - 1))
+    parts.append(TIR_INSTRUCTION if mode == "tir" else COT_INSTRUCTION)
+    return "\n".join(parts)
+
+
+def render(problem: Problem, mode: Mode, family: str = "small") -> list[dict[str, str]]:
+    """Chat messages for one sample of `problem` in `mode` for a model `family`."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
+    user = _user_text(problem, mode)
+    if family == "r1":
+        return [{"role": "user", "content": user}]
+    if family == "small":
+        example = Problem(id="example", text=SMALL_EXAMPLE_PROBLEM)
+        shot = SMALL_EXAMPLE_TIR if mode == "tir" else SMALL_EXAMPLE_COT
+        return [
+            {"role": "user", "content": _user_text(example, mode)},
+            {"role": "assistant", "content": shot},
+            {"role": "user", "content": user},
+        ]
+    return [{"role": "system", "content": QWEN_SYSTEM}, {"role": "user", "content": user}]
+
+
+def prompt_ids(tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto") -> list[int]:
+    """Token ids of the rendered prompt with the generation prompt opened."""
+    if family == "auto":
+        family = guess_family(str(getattr(tokenizer, "name_or_path", "")))
+    messages = render(problem, mode, family)
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
+        ids = ids["input_ids"]
+    return [int(i) for i in ids]

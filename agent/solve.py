@@ -1,0 +1,151 @@
+"""`solve(problem, backend, pool, config) -> Result`: the one composed entry point.
+
+Starts the problem's samples concurrently (a fixed, seeded mix of CoT and TIR), never in
+lock-step rounds: while one sample waits for its kernel the others keep the engine busy.
+Each finished sample is handed to `on_trace` at once (for run stores), the weighted vote is
+updated, and the stop policy is asked whether the problem is settled; if so the remaining
+samples are cancelled and their engine requests aborted. A time budget sets a deadline that
+every sample honours. Samples already done in an earlier, interrupted run are passed as
+`skip` and count in the vote without being run again.
+
+Not covered: loading problems or models (evals, backends), scheduling time across problems
+(budget.py), how a single sample runs (rollout.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.answers import is_correct
+from agent.backends.base import Backend
+from agent.events import Event, EventHandler, emit
+from agent.policy import StopPolicy, make_policy
+from agent.rollout import RolloutConfig, rollout
+from agent.types import Answer, Mode, Problem, Result, Trace, Vote
+from agent.vote import WeightFn, make_weight, vote
+
+NON_VOTING = ("aborted", "error")
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """How one problem is attacked."""
+
+    samples: int = 8  # samples per problem
+    tir_ratio: float = 0.5  # share of samples in TIR mode (the rest plain CoT)
+    seed: int = 0  # base seed; each sample's seed is derived from it, the problem id and its index
+    time_budget: float | None = None  # wall seconds for the problem (None: no limit)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    policy: str = "fixed"  # stop policy spec, see agent.policy.make_policy
+    weight: str = "uniform"  # vote weight spec, see agent.vote.make_weight
+    concurrency: int | None = None  # samples in flight at once (None: all)
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError("samples must be at least 1")
+        if not 0.0 <= self.tir_ratio <= 1.0:
+            raise ValueError("tir_ratio must be between 0 and 1")
+
+
+def sample_seed(base_seed: int, problem_id: str, index: int) -> int:
+    """An explicit, derived seed for one sample, so any sample can be replayed alone."""
+    digest = hashlib.blake2b(f"{base_seed}:{problem_id}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)
+
+
+def plan_modes(samples: int, tir_ratio: float) -> list[Mode]:
+    """Spread TIR samples evenly among CoT ones: index i is TIR when floor((i+1)r) > floor(ir)."""
+    return ["tir" if int((i + 1) * tir_ratio + 1e-9) > int(i * tir_ratio + 1e-9) else "cot" for i in range(samples)]
+
+
+def voters(traces: Sequence[Trace]) -> list[Trace]:
+    """Traces whose answers count: not aborted, not failed."""
+    return [t for t in traces if t.finish not in NON_VOTING]
+
+
+async def solve(
+    problem: Problem,
+    backend: Backend,
+    pool: Any,
+    config: SolveConfig,
+    policy: StopPolicy | None = None,
+    weight: WeightFn | None = None,
+    on_event: EventHandler | None = None,
+    on_trace: Callable[[Trace], None] | None = None,
+    skip: Sequence[Trace] = (),
+) -> Result:
+    """Run the problem's samples, vote, stop early when the policy says so, return the Result."""
+    policy = policy or make_policy(config.policy)
+    weight = weight or make_weight(config.weight)
+    modes = plan_modes(config.samples, config.tir_ratio)
+    if "tir" in modes and pool is None:
+        raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
+    start = time.monotonic()
+    deadline = start + config.time_budget if config.time_budget else None
+    done: list[Trace] = sorted(skip, key=lambda t: t.index)
+    have = {t.index for t in done}
+    todo = [i for i in range(config.samples) if i not in have]
+    cancel = asyncio.Event()
+    limit = asyncio.Semaphore(config.concurrency or max(1, len(todo)))
+
+    async def run_one(i: int) -> Trace | None:
+        async with limit:
+            if cancel.is_set():
+                return None
+            seed = sample_seed(config.seed, problem.id, i)
+            t = await rollout(problem, backend, pool, modes[i], config.rollout, i, seed, on_event, deadline, cancel)
+            return replace(t, started=round(time.monotonic() - start - t.seconds, 3))
+
+    stop_reason = "all_done"
+    reason = policy.decide(voters(done), config.samples, 0.0, config.time_budget) if done else None
+    if reason:
+        cancel.set()
+        stop_reason = reason
+    tasks = [asyncio.create_task(run_one(i)) for i in todo]
+    current = vote(voters(done), weight)
+    try:
+        for fut in asyncio.as_completed(tasks):
+            t = await fut
+            if t is None:
+                continue
+            done.append(t)
+            if on_trace is not None:
+                on_trace(t)
+            current = vote(voters(done), weight)
+            emit(on_event, Event("vote", t.index, vote=current))
+            if cancel.is_set():
+                continue
+            reason = policy.decide(voters(done), config.samples, time.monotonic() - start, config.time_budget)
+            if reason:
+                stop_reason = reason
+                cancel.set()
+                emit(on_event, Event("stop", text=reason))
+    finally:
+        for task in tasks:
+            task.cancel()
+    if stop_reason == "all_done" and any(t.finish == "time" for t in done):
+        stop_reason = "time"
+    return _result(problem, current, done, stop_reason, time.monotonic() - start, policy)
+
+
+def _result(
+    problem: Problem, v: Vote, done: list[Trace], stop_reason: str, seconds: float, policy: StopPolicy
+) -> Result:
+    correct = None
+    if problem.answer is not None:
+        ans = Answer(raw=str(v.answer), value=v.answer, source="boxed") if v.answer is not None else None
+        correct = is_correct(ans, problem.answer, problem.modulus)
+    return Result(
+        problem=problem,
+        vote=v,
+        traces=tuple(sorted(done, key=lambda t: t.index)),
+        stop_reason=stop_reason,
+        seconds=round(seconds, 3),
+        correct=correct,
+        meta={"policy": getattr(policy, "name", type(policy).__name__)},
+    )
