@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then lint, type-check and run the whole test suite.
+# Extra arguments go to pytest (e.g. bash scripts/test.sh -k sandbox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+echo "== ruff" >&2
+python -m ruff check .
+echo "== mypy" >&2
+python -m mypy
+echo "== pytest" >&2
+python -m pytest "$@"
