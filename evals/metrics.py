@@ -1,0 +1,209 @@
+"""Metrics of a run, computed from stored sample and problem records: pure functions.
+
+Per group of samples (all, CoT only, TIR only): pass@1 (mean over a problem's samples, then over
+problems), maj@k (plain majority of the first k samples by index; ties go to the answer seen
+first; samples with no integer answer do not vote), unbiased pass@k (the Codex estimator
+1 - C(n-c, k) / C(n, k), averaged over problems with at least k samples), answer-less, timed-out
+and truncated samples, token and tool statistics. The agent's own voted answer (with its weights
+and stopping policy) comes from the problem records as `voted_accuracy`.
+
+Accuracy against a token budget B is read off the stored traces: a sample's answer sits at the
+end of its trace, so a sample that used at most B generated tokens (`Trace.tokens`: model tokens
+over all rounds, tool outputs excluded) would have finished the same under a cap of B, and one
+that used more counts as unanswered at B. This is conservative: an answer boxed earlier in a
+longer trace is not credited. Not covered: grading (done once, when a sample is stored).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from evals.store import ProblemRecord, RunData, SampleRecord
+
+BUDGETS = (4096, 8192, 12288, 16384, 24576, 32768)
+GROUPS = ("all", "cot", "tir")
+
+
+@dataclass(frozen=True)
+class GroupMetrics:
+    group: str
+    problems: int
+    samples: int
+    pass1: float
+    maj_at: tuple[tuple[int, float], ...]  # (k, accuracy)
+    pass_at: tuple[tuple[int, float], ...]  # (k, unbiased pass@k)
+    answerless: int
+    timed_out: int  # finish == "time"
+    truncated: int  # finish == "length"
+    errors: int  # finish == "error"
+    mean_tokens: float
+    median_tokens: float
+    tool_calls: int
+    tool_statuses: tuple[tuple[str, int], ...]
+    finishes: tuple[tuple[str, int], ...]
+    mean_seconds: float
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    budget: int
+    pass1: float
+    maj: float
+    answered: float  # fraction of samples with an integer answer within the budget
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    groups: tuple[GroupMetrics, ...]
+    problems_total: int
+    problems_done: int
+    voted_correct: int
+    voted_accuracy: float | None  # over finished problems with a reference answer
+    problem_seconds: float  # sum of problems' wall times
+    budget_curve: tuple[BudgetPoint, ...]
+
+    def group(self, name: str) -> GroupMetrics | None:
+        return next((g for g in self.groups if g.group == name), None)
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    problem_id: str
+    reference: str | None
+    samples: int
+    correct: int
+    majority: int | None
+    voted: int | None
+    voted_correct: bool | None
+    mean_tokens: float
+    tool_calls: int
+    seconds: float
+    stop_reason: str
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for n samples of which c are correct (Chen et al. 2021)."""
+    if k > n:
+        raise ValueError(f"k={k} > n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def majority(records: Sequence[SampleRecord]) -> SampleRecord | None:
+    """A record carrying the plain-majority answer (ties: the answer seen first), or None."""
+    voters = [r for r in records if r.answer is not None]
+    if not voters:
+        return None
+    counts = Counter(r.answer for r in voters)
+    best = max(counts.values())
+    return next(r for r in voters if counts[r.answer] == best)
+
+
+def _maj_correct(records: Sequence[SampleRecord]) -> bool:
+    top = majority(records)
+    return top is not None and any(r.correct for r in records if r.answer == top.answer)
+
+
+def _ks(max_n: int) -> list[int]:
+    ks, k = [], 1
+    while k <= max_n:
+        ks.append(k)
+        k *= 2
+    if max_n not in ks and max_n > 0:
+        ks.append(max_n)
+    return ks
+
+
+def _mean(xs: Iterable[float]) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def group_metrics(name: str, by_problem: dict[str, list[SampleRecord]]) -> GroupMetrics:
+    """Metrics over samples grouped by problem (each list sorted by index)."""
+    by_problem = {p: rs for p, rs in by_problem.items() if rs}
+    flat = [r for rs in by_problem.values() for r in rs]
+    max_n = max((len(rs) for rs in by_problem.values()), default=0)
+    maj = tuple((k, _mean(float(_maj_correct(rs[:k])) for rs in by_problem.values())) for k in _ks(max_n))
+    pak = []
+    for k in _ks(max_n):
+        vals = [pass_at_k(len(rs), sum(r.correct for r in rs), k) for rs in by_problem.values() if len(rs) >= k]
+        pak.append((k, _mean(vals)))
+    tokens = [r.tokens for r in flat]
+    statuses = Counter(s for r in flat for s in r.tool_statuses)
+    return GroupMetrics(
+        group=name, problems=len(by_problem), samples=len(flat),
+        pass1=_mean(_mean(float(r.correct) for r in rs) for rs in by_problem.values()),
+        maj_at=maj, pass_at=tuple(pak),
+        answerless=sum(r.answer is None for r in flat),
+        timed_out=sum(r.finish == "time" for r in flat),
+        truncated=sum(r.finish == "length" for r in flat),
+        errors=sum(r.finish == "error" for r in flat),
+        mean_tokens=_mean(tokens), median_tokens=float(statistics.median(tokens)) if tokens else 0.0,
+        tool_calls=sum(r.tool_calls for r in flat), tool_statuses=tuple(sorted(statuses.items())),
+        finishes=tuple(sorted(Counter(r.finish for r in flat).items())),
+        mean_seconds=_mean(r.seconds for r in flat),
+    )
+
+
+def budget_curve(by_problem: dict[str, list[SampleRecord]], budgets: Sequence[int] = BUDGETS) -> tuple[BudgetPoint, ...]:
+    """Accuracy if every sample had been capped at each budget (see the module docstring)."""
+    points = []
+    groups = [rs for rs in by_problem.values() if rs]
+    flat = [r for rs in groups for r in rs]
+    for b in budgets:
+        within = [[r for r in rs if r.tokens <= b] for rs in groups]
+        pass1 = _mean(sum(r.correct for r in w) / len(rs) for w, rs in zip(within, groups, strict=True))
+        maj = _mean(float(_maj_correct(w)) for w in within)
+        answered = sum(r.answer is not None for w in within for r in w) / len(flat) if flat else 0.0
+        points.append(BudgetPoint(budget=b, pass1=pass1, maj=maj, answered=answered))
+    return tuple(points)
+
+
+def _split(data: RunData, mode: str | None) -> dict[str, list[SampleRecord]]:
+    out = {}
+    for pid, by_index in data.samples.items():
+        out[pid] = [r for _, r in sorted(by_index.items()) if mode is None or r.mode == mode]
+    return out
+
+
+def run_metrics(data: RunData, budgets: Sequence[int] = BUDGETS) -> RunMetrics:
+    groups = tuple(group_metrics(g, _split(data, None if g == "all" else g)) for g in GROUPS)
+    graded = [p for p in data.problems.values() if p.correct is not None]
+    voted = sum(bool(p.correct) for p in graded)
+    return RunMetrics(
+        groups=groups,
+        problems_total=len(data.manifest.get("problems", [])) or len(data.problems),
+        problems_done=len(data.problems),
+        voted_correct=voted,
+        voted_accuracy=voted / len(graded) if graded else None,
+        problem_seconds=sum(p.seconds for p in data.problems.values()),
+        budget_curve=budget_curve(_split(data, None), budgets),
+    )
+
+
+def problem_rows(data: RunData) -> list[ProblemRow]:
+    """One row per problem that has samples or a problem record, in the manifest's order."""
+    order = list(data.manifest.get("problems", []))
+    order += [p for p in list(data.samples) + list(data.problems) if p not in order]
+    rows = []
+    for pid in order:
+        recs = [r for _, r in sorted(data.samples.get(pid, {}).items())]
+        prec: ProblemRecord | None = data.problems.get(pid)
+        if not recs and prec is None:
+            continue
+        top = majority(recs)
+        ref = prec.problem.answer if prec else data.manifest.get("answers", {}).get(pid)
+        rows.append(ProblemRow(
+            problem_id=pid, reference=ref, samples=len(recs), correct=sum(r.correct for r in recs),
+            majority=top.answer if top else None, voted=prec.answer if prec else None,
+            voted_correct=prec.correct if prec else None, mean_tokens=_mean(r.tokens for r in recs),
+            tool_calls=sum(r.tool_calls for r in recs), seconds=prec.seconds if prec else 0.0,
+            stop_reason=prec.stop_reason if prec else "unfinished",
+        ))
+    return rows
