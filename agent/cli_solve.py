@@ -139,6 +139,10 @@ def main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
     problem = _load_problem(a)
     config = config_from_args(a)
+    if not a.server:
+        from agent.models import resolve_model
+
+        a.model = resolve_model(a.model)  # a missing folder fails here, before any engine starts
     trace_path = Path(a.trace) if a.trace else None
     if trace_path is not None and not trace_path.parent.exists():
         raise UserError(f"--trace {a.trace}: folder {trace_path.parent} does not exist")

@@ -1,0 +1,109 @@
+"""`python -m agent.bench`: engine throughput under the agent vs plain generation, and abort time.
+
+On the built-in default model in the in-process vLLM engine (sandbox isolation on), in one
+process:
+  1. the agent: `solve` with N concurrent TIR samples (the few-shot prompt makes the small
+     model write code, which runs in real kernels and is fed back);
+  2. plain generation: the same N prompts, each asked for as many tokens as its agent sample
+     generated, with no stop strings and no tools;
+and prints generated tokens/s for both and their ratio (target >= 0.9 here). Then it measures
+how long a settled problem takes to stop: a policy stops the problem when the first sample
+finishes, and the time from that decision to `solve` returning (all other requests aborted) is
+printed. Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Sequence
+
+from agent.backends.base import GenParams
+from agent.prompts import prompt_ids
+from agent.rollout import RolloutConfig
+from agent.solve import SolveConfig, sample_seed, solve
+from agent.types import Problem, Trace
+
+PROBLEM = Problem(id="bench", text="What is the sum of the cubes of the integers from 1 to 20?", answer="44100")
+
+
+class StopAtFirst:
+    """Stop as soon as one sample finished; remembers when it decided."""
+
+    name = "stop-at-first"
+
+    def __init__(self) -> None:
+        self.decided_at: float | None = None
+
+    def decide(self, finished: Sequence[Trace], total: int, elapsed: float, budget: float | None) -> str | None:
+        if finished and self.decided_at is None:
+            self.decided_at = time.monotonic()
+            return "first sample finished"
+        return None
+
+
+async def _plain(backend, traces: Sequence[Trace], temperature: float) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """Generate, per agent sample, as many tokens as it generated; return (tokens, seconds)."""
+
+    async def one(t: Trace) -> int:
+        ids = prompt_ids(backend.tokenizer, PROBLEM, t.mode)
+        params = GenParams(max_tokens=max(1, t.tokens), temperature=temperature, seed=t.seed)
+        n = 0
+        async for ch in backend.stream(ids, params, f"plain-{t.index}"):
+            n += len(ch.token_ids)
+        return n
+
+    t0 = time.monotonic()
+    counts = await asyncio.gather(*(one(t) for t in traces))
+    return sum(counts), time.monotonic() - t0
+
+
+async def run(samples: int, max_tokens: int, dtype: str) -> None:
+    from agent.backends.vllm_engine import VLLMEngineBackend
+    from agent.models import default_model_dir
+    from sandbox.pool import KernelPool, SandboxConfig
+
+    backend = await VLLMEngineBackend.create(str(default_model_dir()), dtype=dtype, max_model_len=4096)
+    pool = KernelPool(samples, SandboxConfig(isolation="auto"))
+    await pool.start()
+    try:
+        roll = RolloutConfig(max_tokens=max_tokens, temperature=0.8, cell_timeout=5.0)
+        config = SolveConfig(samples=samples, tir_ratio=1.0, seed=1, rollout=roll)
+        await solve(PROBLEM, backend, pool, SolveConfig(samples=2, tir_ratio=1.0, rollout=roll))  # warm-up
+        t0 = time.monotonic()
+        result = await solve(PROBLEM, backend, pool, config)
+        agent_s = time.monotonic() - t0
+        agent_tok = sum(t.tokens for t in result.traces)
+        cells = sum(t.tool_calls for t in result.traces)
+        plain_tok, plain_s = await _plain(backend, result.traces, 0.8)
+        agent_rate, plain_rate = agent_tok / agent_s, plain_tok / plain_s
+        print(f"agent: {samples} TIR samples, {agent_tok} tokens, {cells} code cells run, {agent_s:.2f} s "
+              f"-> {agent_rate:.1f} tok/s")
+        print(f"plain: {samples} requests, {plain_tok} tokens, {plain_s:.2f} s -> {plain_rate:.1f} tok/s")
+        print(f"ratio agent/plain tokens per second: {agent_rate / plain_rate:.3f}  (target >= 0.9)")
+        policy = StopAtFirst()
+        long_roll = RolloutConfig(max_tokens=max_tokens * 4, temperature=0.8, cell_timeout=5.0)
+        cfg = SolveConfig(samples=samples, tir_ratio=0.5, seed=2, rollout=long_roll)
+        res = await solve(PROBLEM, backend, pool, cfg, policy=policy)
+        stop_s = time.monotonic() - (policy.decided_at or time.monotonic())
+        aborted = sum(t.finish == "aborted" for t in res.traces)
+        print(f"abort: settled after {res.seconds:.2f} s; {aborted} running samples aborted; "
+              f"decision to return: {stop_s * 1000:.1f} ms")
+        print(f"(seed of sample 0: {sample_seed(1, PROBLEM.id, 0)}; dtype {dtype})")
+    finally:
+        await backend.close()
+        await pool.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m agent.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=384)
+    p.add_argument("--dtype", default="auto")
+    a = p.parse_args()
+    asyncio.run(run(a.samples, a.max_tokens, a.dtype))
+
+
+if __name__ == "__main__":
+    main()
