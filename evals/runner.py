@@ -58,6 +58,8 @@ class RunConfig:
     weight: str = "uniform"
     kaggle: bool = False
     time_budget: float | None = None  # Kaggle: seconds for the whole run (None: 6 min a problem)
+    scheduler: str = "bank"  # Kaggle: agent.budget.make_scheduler spec
+    prompt_family: str = "auto"
     record_tokens: bool = False
     model: str = ""
     # not identity: how the work is spread
@@ -75,7 +77,8 @@ class RunConfig:
             samples=self.samples, tir_ratio=self.tir_ratio, seed=self.seed, time_budget=time_budget,
             rollout=RolloutConfig(max_tokens=self.max_tokens, max_tool_calls=self.max_tool_calls,
                                   cell_timeout=self.cell_timeout, temperature=self.temperature,
-                                  top_p=self.top_p, record_tokens=self.record_tokens),
+                                  top_p=self.top_p, record_tokens=self.record_tokens,
+                                  prompt_family=self.prompt_family),
             policy=self.policy, weight=self.weight, concurrency=self.sample_concurrency,
         )
 
@@ -159,7 +162,7 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     async def one(problem: Problem) -> None:
         backend = await slots.get()
         try:
-            await _solve_one(problem, backend, pool, config, store, progress, solve_fn)
+            await _solve_one(problem, backend, pool, config, store, progress, solve_fn, config.time_budget)
         finally:
             slots.put_nowait(backend)
 
@@ -176,17 +179,17 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     return store.data
 
 
-def _make_scheduler(total: float, n_problems: int) -> Any:
-    from agent.budget import TimeScheduler
+def _make_scheduler(spec: str, total: float, n_problems: int) -> Any:
+    from agent.budget import make_scheduler
 
-    return TimeScheduler(total_seconds=total, problems=n_problems)
+    return make_scheduler(spec, total, n_problems)
 
 
 async def _run_kaggle(problems: Sequence[Problem], backend: Backend, pool: Any, config: RunConfig,
                       store: RunStore, progress: Progress | None, solve_fn: SolveFn) -> RunData:
     order = kaggle_order(problems, config.seed)
     total = config.total_budget(len(order))
-    scheduler = _make_scheduler(total, len(order))
+    scheduler = _make_scheduler(config.scheduler, total, len(order))
     _start_progress(progress, store.data)
     used = 0.0
     for rec in sorted(store.data.problems.values(), key=lambda r: r.position):
