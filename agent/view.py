@@ -98,7 +98,7 @@ class LiveView:
         for i in sorted(self.rows):
             r = self.rows[i]
             table.add_row(str(i), r.mode, str(r.tokens), str(r.tools), r.status, r.answer)
-        parts = [table, Text(f"vote: {_tally_text(self.vote)}")]
+        parts: list[Any] = [table, Text(f"vote: {_tally_text(self.vote)}")]
         if self.last_cell:
             parts.append(Text(f"last code:\n{_short(self.last_cell, 400)}", style="cyan"))
         if self.last_output:
