@@ -24,11 +24,13 @@ Not covered: running the agent (runner.py), tokenising or masking for a trainer 
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import UserError
 from agent.types import Problem, Trace
 from evals.store import RunData, SampleRecord
 
@@ -178,6 +180,11 @@ def build_dataset(data: RunData, cfg: FilterConfig, out: Path) -> GenStats:
         rows += [_row(problem, r, rate) for r in kept]
         stats.problems_with_data += bool(kept)
     stats.kept = len(rows)
-    ds = datasets.Dataset.from_list(rows, features=features())
-    ds.save_to_disk(str(out))
+    feats = features()
+    ds = datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in feats}, features=feats)
+    if out.exists():
+        if not (out / "state.json").exists() and any(out.iterdir()):
+            raise UserError(f"{out} exists and is not a dataset folder; not overwriting it")
+        shutil.rmtree(out)
+    ds.save_to_disk(str(out), num_shards=1 if not rows else None)  # 0 shards would not load back
     return stats
