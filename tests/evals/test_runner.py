@@ -107,3 +107,11 @@ async def test_kaggle_order_budget_and_no_time(tmp_path: Path) -> None:
     assert set(reasons) == {"time", "no_time"}
     assert all(r.time_budget is not None and r.time_budget <= 0.05 for r in recs)
     assert all(r.answer is None and r.correct is False for r in recs if r.stop_reason == "no_time")
+
+
+def test_bench_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
+    from evals.bench import main
+
+    assert main(["--records", "5", "--problems", "2", "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "records/s" in out and "ratio runner/alone" in out
