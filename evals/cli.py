@@ -36,7 +36,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_agent_args(p: argparse.ArgumentParser, tir_ratio: bool = True) -> None:
     m = p.add_argument_group("model")
-    m.add_argument("--model", help="HF hub id or local folder (default: built-in SmolLM2-135M-Instruct)")
+    m.add_argument("--model", help="HF hub id or local folder (default: built-in SmolLM2-135M-Instruct); "
+                   "with --server, the served model (for its tokenizer)")
     m.add_argument("--server", action="append", help="OpenAI-compatible server URL; repeat to spread problems "
                    "over several servers")
     m.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
@@ -113,7 +114,7 @@ async def _open_backends(a: argparse.Namespace) -> list[Any]:
     if a.max_model_len is not None:
         opts["max_model_len"] = a.max_model_len
     if a.server:
-        return [await open_backend(server=url, engine=a.engine) for url in a.server]
+        return [await open_backend(model=a.model, server=url, engine=a.engine) for url in a.server]
     return [await open_backend(model=a.model, engine=a.engine, **opts)]
 
 
