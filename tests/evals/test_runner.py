@@ -115,3 +115,21 @@ def test_bench_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--records", "5", "--problems", "2", "--samples", "2"]) == 0
     out = capsys.readouterr().out
     assert "records/s" in out and "ratio runner/alone" in out
+
+
+def test_progress_line_counts_and_eta() -> None:
+    import io
+
+    from evals.progress import Progress
+
+    buf = io.StringIO()
+    pr = Progress(8, 2, stream=buf, every=0.0)
+    pr.resumed(2, 1, 0, 0)
+    pr.sample_done(True)
+    pr.sample_done(False)
+    assert "samples 4/8 | pass@1 0.500 | problems 0/2" in pr.render()
+    assert "ETA -" not in pr.render()  # a rate is known after fresh samples
+    pr.problem_done(True, unused_samples=2)  # early stop: 2 planned samples never run
+    assert "samples 4/6" in pr.render() and "problems 1/2 (voted right 1)" in pr.render()
+    pr.close()
+    assert buf.getvalue().count("\n") >= 4
