@@ -31,7 +31,7 @@ from evals.replay_report import PolicyStats, fit_report, kaggle_lines, plot_trad
 from evals.replay_sim import Outcome, Timing, arrivals, kaggle_run, simulate_problem
 from evals.replay_sources import RecordedProblem, Source, read_source
 
-DEFAULT_POLICIES = ("consistency:4/5", "consistency:5/7", "agree:3", "agree:4", "posterior:0.9", "posterior:0.95")
+DEFAULT_POLICIES = ("consistency:4/5", "consistency:5/7", "agree:3", "posterior:0.8", "posterior:0.9", "posterior:0.95")
 DEFAULT_SPEED = 50.0
 KAGGLE_SPEED = 40.0
 
@@ -171,9 +171,13 @@ def main(argv: list[str]) -> int:
     if args.fit_weights:
         fit = fit_report(setup.source, args.fit_weights)
         out["fit_weights"] = fit
-        text += [f"fitted weights -> {args.fit_weights}: " + json.dumps(fit)]
+        coef = ", ".join(f"{k} {v:+.2f}" for k, v in fit["coef"].items() if v)
+        text += ["", f"vote weights fitted on {fit['fit_problems']} problems ({fit['fit_samples']} answered samples),"
+                 f" reported on the other {fit['report_problems']}: plain majority {fit['majority_correct']},"
+                 f" fitted weights {fit['fitted_correct']} correct; saved to {args.fit_weights}",
+                 f"coefficients (non-zero): {coef}"]
     if args.plot:
-        plot_tradeoff(stats, args.plot, setup.source.name)
+        plot_tradeoff(stats, args.plot, f"{setup.source.name} (wrong answers: {args.assume_wrong})")
         text.append(f"plot written: {args.plot}")
     print(json.dumps(out, indent=1) if args.json else "\n".join(text))
     return 0

@@ -162,3 +162,26 @@ def test_unreadable_sources(tmp_path, capsys) -> None:
         assert len(err) == 1 and needle in err[0], err
     with pytest.raises(UserError, match="latenc"):
         main([str(R1), "--clock", "latency"])  # the R1 file records no latencies
+
+
+def test_run_store_source(tmp_path, capsys) -> None:
+    """A run folder written by evals.store replays, graded by the store's own records."""
+    from agent.types import Problem, Step
+    from evals.store import RunStore, sample_record
+
+    run = tmp_path / "run"
+    problems = [Problem("a", "?", "12", modulus=1000), Problem("b", "?", "7", modulus=1000)]
+    with RunStore(run, {"samples": 4}) as store:
+        for prob, answers in zip(problems, [[12, 12, 5, 12], [3, 7, 7, None]], strict=True):
+            for i, v in enumerate(answers):
+                steps = (Step("code", "```python\nprint(1)\n```"), Step("output", f"```output\n{v}\n```", status="ok"))
+                ans = None if v is None else Answer(str(v), v, "boxed")
+                t = Trace(prob.id, i, i, "tir", steps, ans, "answer" if ans else "length", 500 * (i + 1), 1,
+                          seconds=5.0 * (i + 1))
+                store.add_sample(sample_record(prob, t))
+    argv = [str(run), "--policy", "agree:2", "--orders", "3", "--weight", "tir_clean", "--clock", "latency", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    fixed, agree = out["policies"]
+    assert fixed["acc_mean"] == 2.0 and agree["acc_mean"] == 2.0
+    assert agree["tokens_mean"] < fixed["tokens_mean"]
