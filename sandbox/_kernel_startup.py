@@ -66,6 +66,9 @@ class _State:
     pass
 
 
+warnings.filterwarnings("ignore", message="To exit: use")  # IPython's note after SystemExit
+
+
 S = _State()
 S.cwd = os.getcwd()
 S.environ = dict(os.environ)

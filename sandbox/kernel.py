@@ -33,7 +33,8 @@ LOST = "variables from earlier cells are lost"
 
 @dataclass(frozen=True)
 class ExecResult:
-    """What one cell did. `output` is what the model should see (capped, safe, with notes)."""
+    """What one cell did. `output` is what the cell printed (capped, made safe) plus the last lines
+    of its traceback; `note` is the sandbox's own explanation of a timeout, crash or restart."""
 
     status: ExecStatus
     output: str
@@ -41,6 +42,7 @@ class ExecResult:
     truncated: bool = False
     error_name: str | None = None  # e.g. "ZeroDivisionError"
     state_lost: bool = False  # kernel was restarted: variables from earlier cells are gone
+    note: str = ""  # the sandbox's own one-line explanation (timeout, crash, restart), not in output
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,10 +157,16 @@ class KernelSession:
         async with self._lock:
             await self._settle()
             was_lost, self._lost = self._lost, False
-            r = await self._execute(code, self.config.timeout if timeout is None else timeout)
+            try:
+                r = await self._execute(code, self.config.timeout if timeout is None else timeout)
+            except asyncio.CancelledError:  # the caller gave up: never leave a cell running
+                if self._kp is not None:
+                    await self._kp.kill()
+                self._restart_in_background()
+                raise
             if was_lost and r.status in ("ok", "error"):
-                note = f"[the kernel had been restarted before this cell: {LOST}]"
-                r = ExecResult("restarted", _join(r.output, note), r.seconds, r.truncated, r.error_name, True)
+                note = f"the kernel had been restarted before this cell; {LOST}"
+                r = ExecResult("restarted", r.output, r.seconds, r.truncated, r.error_name, True, note)
             return r
 
     async def _execute(self, code: str, timeout: float) -> ExecResult:
@@ -211,12 +219,12 @@ class KernelSession:
         name = out.error_name
         if stopped == "timeout":
             out.error_text = ""
-            out.note(f"TimeoutError: the cell ran longer than {timeout:g} s and was interrupted")
-            return ExecResult("timeout", out.render(), seconds, out.truncated, "TimeoutError")
+            note = f"the cell ran longer than {timeout:g} s and was interrupted"
+            return ExecResult("timeout", out.render(), seconds, out.truncated, "TimeoutError", False, note)
         if stopped == "flood":
             out.error_text = ""
-            out.note(f"[cell stopped: it printed more than {self.config.flood_chars} characters]")
-            return ExecResult("error", out.render(), seconds, True, "OutputLimitExceeded")
+            note = f"the cell was stopped: it printed more than {self.config.flood_chars} characters"
+            return ExecResult("error", out.render(), seconds, True, "OutputLimitExceeded", False, note)
         if name == "SystemExit" and out.error_text.rstrip().endswith(("SystemExit: 0", "SystemExit: None")):
             out.error_text = ""
             return ExecResult("ok", out.render(), seconds, out.truncated)
@@ -231,12 +239,12 @@ class KernelSession:
         self._restart_in_background()
         self._lost = False  # this result already says so
         if stopped == "flood":
-            out.note(f"[cell stopped: it printed more than {self.config.flood_chars} characters; "
-                     f"the kernel was restarted and {LOST}]")
-            return ExecResult("error", out.render(), seconds, True, "OutputLimitExceeded", True)
-        out.note(f"TimeoutError: the cell ran longer than {timeout:g} s and did not stop when interrupted; "
-                 f"the kernel was restarted and {LOST}")
-        return ExecResult("timeout", out.render(), seconds, out.truncated, "TimeoutError", True)
+            note = (f"the cell was stopped: it printed more than {self.config.flood_chars} characters; "
+                    f"the kernel was restarted and {LOST}")
+            return ExecResult("error", out.render(), seconds, True, "OutputLimitExceeded", True, note)
+        note = (f"the cell ran longer than {timeout:g} s and did not stop when interrupted; "
+                f"the kernel was restarted and {LOST}")
+        return ExecResult("timeout", out.render(), seconds, out.truncated, "TimeoutError", True, note)
 
     async def _died(self, out: OutputCollector, t0: float) -> ExecResult:
         seconds = time.monotonic() - t0
@@ -246,10 +254,10 @@ class KernelSession:
         self._restart_in_background()
         self._lost = False
         if oom:
-            out.note(f"MemoryError: the kernel ran out of memory and was restarted; {LOST}")
-            return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True)
-        out.note(f"[the kernel died (exit status {code}) and was restarted; {LOST}]")
-        return ExecResult("crashed", out.render(), seconds, out.truncated, "KernelDied", True)
+            note = f"the kernel ran out of memory and was restarted; {LOST}"
+            return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True, note)
+        note = f"the kernel died (exit status {code}) and was restarted; {LOST}"
+        return ExecResult("crashed", out.render(), seconds, out.truncated, "KernelDied", True, note)
 
     # ---- pool support --------------------------------------------------------------------
     async def recycle(self) -> str:
@@ -276,5 +284,3 @@ class KernelSession:
             return f"replaced: {why}" if why else "reset"
 
 
-def _join(text: str, note: str) -> str:
-    return f"{text}\n{note}" if text and not text.endswith("\n") else f"{text}{note}"

@@ -32,7 +32,6 @@ class OutputCollector:
         self.head_len = 0
         self.tail = ""
         self.total = 0
-        self.notes: list[str] = []
         self.error_name: str | None = None
         self.error_text = ""
 
@@ -79,10 +78,6 @@ class OutputCollector:
             lines = [f"{name}: {value}"]
         self.error_text = "\n".join(lines[-self.error_lines :])
 
-    def note(self, text: str) -> None:
-        """A line from the sandbox itself (timeout, crash, restart), shown after the output."""
-        self.notes.append(text)
-
     def render(self) -> str:
         body = "".join(self.head)
         if self.total > self.limit:
@@ -90,9 +85,8 @@ class OutputCollector:
             body += f"\n[... {cut} characters of output cut ...]\n" + self.tail
         elif self.tail:
             body += self.tail
-        extra = [x for x in (self.error_text, *self.notes) if x]
-        if extra:
+        if self.error_text:
             if body and not body.endswith("\n"):
                 body += "\n"
-            body += "\n".join(extra)
+            body += self.error_text
         return body
