@@ -1,0 +1,88 @@
+"""GRPO over TRL's GRPOTrainer (stage 2 of the Fast-Math recipe), plain or TIR-aware.
+
+Plain GRPO uses TRL's own generation (transformers on CPU; `use_vllm` in `trl_args` on a GPU
+box) from the agent's CoT prompt. With `tir: true` the rollouts go through the agent's TIR loop
+and sandbox instead (training/grpo_tir.py), and tool-output tokens are masked out of the loss.
+Rewards come from training/rewards.py, weighted by `reward_weights`.
+
+Not covered: reward models, or generation servers other than TRL's own vLLM modes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.models import load_policy, make_config, peft_config, save_final
+from training.rewards import make_rewards
+
+
+class Timed:
+    """Wraps reward functions to add up the seconds spent scoring (read by training.bench)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable[..., list[float]]) -> Callable[..., list[float]]:
+        def timed(*args: Any, **kwargs: Any) -> list[float]:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        timed.__name__ = fn.__name__
+        return timed
+
+
+def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
+    """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from training.data import build_grpo_dataset
+
+    model, tokenizer, family = load_policy(recipe)
+    dataset, by_prompt = build_grpo_dataset(recipe, family)
+    scoring = Timed()
+    rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
+    config = make_config(
+        GRPOConfig,
+        recipe,
+        num_generations=recipe.num_generations,
+        max_completion_length=recipe.max_completion_length,
+        temperature=recipe.temperature,
+        top_p=recipe.top_p,
+        beta=recipe.beta,
+        loss_type=recipe.loss_type,
+        reward_weights=list(recipe.reward_weights) or None,
+    )
+    rollout = None
+    if recipe.tir:
+        from training.grpo_tir import TIRRollout
+
+        rollout = TIRRollout(by_prompt, recipe, tokenizer, family)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config(recipe),
+        rollout_func=rollout,
+        callbacks=callbacks,
+    )
+    return trainer, tokenizer, rollout, scoring
+
+
+def run_grpo(recipe: Any) -> tuple[Path, dict[str, float]]:
+    """Train; returns the saved model folder and summary metrics."""
+    trainer, tokenizer, rollout, _ = build_grpo(recipe)
+    try:
+        result = trainer.train()
+    finally:
+        if rollout is not None:
+            rollout.close()
+    out = save_final(trainer, recipe, tokenizer)
+    return out, {"train_loss": float(result.training_loss)}

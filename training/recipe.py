@@ -1,0 +1,202 @@
+"""Training recipes: one flat, frozen, validated dataclass loaded from YAML plus `--set` overrides.
+
+A recipe names the stage (`kind`: sft | grpo | dpo), the model, the data and every trainer knob
+tirmath exposes; each field carries help text (`tirmath train sft --help-recipe` lists them).
+Files live in `training/recipes/` (package data) or anywhere on disk. Validation is strict: an
+unknown field or a value of the wrong type is a `UserError` naming the field and the file.
+
+Not covered: the trainers themselves (sft.py, grpo.py, dpo.py) or TRL options that are not
+fields here (pass them through the `trl_args` mapping, which is handed to the TRL config as is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.errors import UserError
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+KINDS = ("sft", "grpo", "dpo")
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every knob of `tirmath train`. Fields not relevant to the chosen `kind` are ignored."""
+
+    kind: str = _f("sft", "training stage: sft | grpo | dpo (must match the command)")
+    model: str | None = _f(None, "HF model folder or hub id; null = the built-in default model")
+    data: str = _f("", "training data: JSONL, run dir or save_to_disk folder (see training/data.py)")
+    problems: str = _f("", "problem file for trace JSONL rows without an embedded problem (matched by id)")
+    output_dir: str = _f("runs/train", "where the trained model (loadable by `tirmath solve`) is saved")
+    prompt_family: str = _f("auto", "prompt family for agent.prompts (auto | r1 | qwen | small | gpt-oss)")
+    # optimisation
+    learning_rate: float = _f(1e-5, "peak learning rate")
+    num_train_epochs: float = _f(1.0, "epochs over the data (ignored when max_steps > 0)")
+    max_steps: int = _f(-1, "optimizer steps; -1 = run num_train_epochs")
+    per_device_train_batch_size: int = _f(1, "batch size per device")
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step")
+    warmup_ratio: float = _f(0.0, "fraction of steps for linear warm-up")
+    lr_scheduler_type: str = _f("cosine", "learning-rate schedule (transformers names)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    bf16: bool = _f(False, "train in bfloat16 (GPU); false on CPU")
+    use_cpu: bool = _f(False, "force training on the CPU")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory")
+    seed: int = _f(0, "random seed for data order, init and sampling")
+    logging_steps: int = _f(1, "log every N steps")
+    save_steps: int = _f(0, "save a checkpoint every N steps; 0 = only the final model")
+    deepspeed: str | None = _f(None, "DeepSpeed JSON config path (multi-GPU, launched via accelerate)")
+    trl_args: dict = _f({}, "extra keyword arguments passed to the TRL config unchanged")
+    # LoRA
+    lora: bool = _f(False, "train a LoRA adapter (peft) instead of all parameters")
+    lora_r: int = _f(16, "LoRA rank")
+    lora_alpha: int = _f(32, "LoRA alpha")
+    lora_dropout: float = _f(0.05, "LoRA dropout")
+    lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "module names LoRA wraps")
+    merge_lora: bool = _f(True, "merge the adapter into the base weights when saving")
+    # data selection
+    max_rows: int = _f(0, "keep at most this many training rows; 0 = all")
+    min_pass_rate: float = _f(0.0, "difficulty filter: drop problems the run solved less often")
+    max_pass_rate: float = _f(1.0, "difficulty filter: drop problems the run solved more often")
+    max_length: int = _f(2048, "SFT/DPO: longest tokenised sequence kept (prompt + completion)")
+    # GRPO
+    num_generations: int = _f(8, "GRPO: completions per prompt (the group)")
+    max_completion_length: int = _f(512, "GRPO: generated tokens per completion (model tokens only)")
+    temperature: float = _f(1.0, "GRPO: sampling temperature")
+    top_p: float = _f(1.0, "GRPO: nucleus sampling")
+    beta: float = _f(0.0, "GRPO: KL coefficient against the reference model; DPO: preference beta")
+    loss_type: str = _f("dapo", "GRPO loss normalisation (TRL names: grpo, dapo, dr_grpo, bnpo, ...)")
+    rewards: list = _f(["accuracy", "format"], "GRPO reward names (see training/rewards.py)")
+    reward_weights: list = _f([], "GRPO weight per reward; empty = all 1.0")
+    format_think_end: str = _f("</think>", "format reward: the boxed answer must come before this tag; '' = anywhere")
+    cosine_max_len: int = _f(0, "cosine reward: length (tokens) of the far end; 0 = max_completion_length")
+    cosine_correct: list = _f([1.0, 0.1], "cosine reward: correct answers, value at length 0 and at max")
+    cosine_wrong: list = _f([-0.1, -1.0], "cosine reward: wrong answers, value at length 0 and at max")
+    repetition_ngram: int = _f(3, "repetition reward: n-gram size over words")
+    repetition_penalty: float = _f(-1.0, "repetition reward: value when every n-gram repeats")
+    # TIR-aware GRPO
+    tir: bool = _f(False, "GRPO: roll out through the agent's TIR loop with sandboxed kernels")
+    max_tool_calls: int = _f(4, "TIR: code cells per completion")
+    cell_timeout: float = _f(10.0, "TIR: seconds per code cell")
+    sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
+    # DPO
+    dpo_max_similarity: float = _f(0.9, "DPO pairs: drop pairs whose texts are more similar than this")
+    dpo_min_length_ratio: float = _f(1.2, "DPO pairs: a correct rejected trace must be this much longer")
+
+    def effective_cosine_max_len(self) -> int:
+        return self.cosine_max_len or self.max_completion_length
+
+
+def field_help() -> list[tuple[str, str, str]]:
+    """(name, type, help) for every recipe field, for `--help-recipe`."""
+    hints = typing.get_type_hints(Recipe)
+    return [(f.name, _type_name(hints[f.name]), f.metadata["help"]) for f in dataclasses.fields(Recipe)]
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _check_value(name: str, tp: Any, value: Any, where: str) -> Any:
+    """`value` coerced to the field type `tp`, or a UserError naming the field and file."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    ok: bool
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif tp is list:
+        ok = isinstance(value, list)
+    elif tp is dict:
+        ok = isinstance(value, dict)
+    else:  # pragma: no cover - every field type is listed above
+        ok = True
+    if not ok:
+        raise UserError(f"{where}: field {name!r} must be {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def resolve_recipe_path(spec: str) -> Path:
+    """A recipe path on disk, or the name of a packaged recipe (`cpu_sft` or `cpu_sft.yaml`)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    for cand in (RECIPES_DIR / spec, RECIPES_DIR / f"{spec}.yaml"):
+        if cand.is_file():
+            return cand
+    known = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+    raise UserError(f"recipe {spec!r} not found (not a file, nor a packaged recipe: {known})")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings to a dict; values parsed as YAML (`lr=1e-5`, `lora=true`, `rewards=[a,b]`)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {pair!r}: expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def build_recipe(values: dict[str, Any], where: str) -> Recipe:
+    """A validated Recipe from a mapping; `where` names the source in error messages."""
+    hints = typing.get_type_hints(Recipe)
+    clean: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in hints:
+            raise UserError(f"{where}: unknown field {name!r} (see `tirmath train sft --help-recipe`)")
+        clean[name] = _check_value(name, hints[name], value, where)
+    recipe = Recipe(**clean)
+    if recipe.kind not in KINDS:
+        raise UserError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}, got {recipe.kind!r}")
+    if recipe.reward_weights and len(recipe.reward_weights) != len(recipe.rewards):
+        raise UserError(f"{where}: field 'reward_weights' needs one weight per reward ({len(recipe.rewards)})")
+    for name in ("cosine_correct", "cosine_wrong"):
+        if len(getattr(recipe, name)) != 2:
+            raise UserError(f"{where}: field {name!r} must be two numbers [at length 0, at max length]")
+    return recipe
+
+
+def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Load a recipe file (path or packaged name) and apply `overrides` on top."""
+    path = resolve_recipe_path(spec)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a mapping of field: value")
+    recipe = build_recipe(data, str(path))
+    if overrides:
+        merged = {**data, **overrides}
+        recipe = build_recipe(merged, f"{path} (with --set)")
+    return recipe
