@@ -7,7 +7,8 @@ first; samples with no integer answer do not vote), unbiased pass@k (the Codex e
 and truncated samples, token and tool statistics. The agent's own voted answer (with its weights
 and stopping policy) comes from the problem records as `voted_accuracy`.
 
-Accuracy against a token budget B is read off the stored traces: a sample's answer sits at the
+Accuracy against a token budget B (4k, 8k, 12k, 16k, 24k, 32k below the run's cap, and quarters of
+the cap) is read off the stored traces: a sample's answer sits at the
 end of its trace, so a sample that used at most B generated tokens (`Trace.tokens`: model tokens
 over all rounds, tool outputs excluded) would have finished the same under a cap of B, and one
 that used more counts as unanswered at B. This is conservative: an answer boxed earlier in a
@@ -172,7 +173,16 @@ def _split(data: RunData, mode: str | None) -> dict[str, list[SampleRecord]]:
     return out
 
 
-def run_metrics(data: RunData, budgets: Sequence[int] = BUDGETS) -> RunMetrics:
+def default_budgets(max_tokens: int | None) -> tuple[int, ...]:
+    """BUDGETS below the run's token cap plus quarters of the cap (all of BUDGETS when unknown)."""
+    if not max_tokens:
+        return BUDGETS
+    return tuple(sorted({b for b in BUDGETS if b < max_tokens} | {max_tokens * k // 4 for k in (1, 2, 3, 4)}))
+
+
+def run_metrics(data: RunData, budgets: Sequence[int] | None = None) -> RunMetrics:
+    if budgets is None:
+        budgets = default_budgets(data.manifest.get("config", {}).get("max_tokens"))
     groups = tuple(group_metrics(g, _split(data, None if g == "all" else g)) for g in GROUPS)
     graded = [p for p in data.problems.values() if p.correct is not None]
     voted = sum(bool(p.correct) for p in graded)

@@ -81,3 +81,12 @@ def test_run_metrics_split_by_mode_and_voted_accuracy() -> None:
     assert m.voted_accuracy == pytest.approx(0.5) and m.problem_seconds == pytest.approx(7.0)
     rows = problem_rows(data)
     assert [(r.problem_id, r.correct, r.majority, r.voted) for r in rows] == [("A", 2, 5, 5), ("B", 1, 1, 1)]
+
+
+def test_default_budgets_follow_the_cap() -> None:
+    from evals.metrics import BUDGETS, default_budgets
+
+    assert default_budgets(None) == BUDGETS
+    assert default_budgets(256) == (64, 128, 192, 256)
+    assert default_budgets(16384) == (4096, 8192, 12288, 16384)
+    assert default_budgets(32768) == BUDGETS
