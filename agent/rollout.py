@@ -32,6 +32,19 @@ CODE_STOP = "```\n"
 _OPEN_RE = re.compile(r"```(?:python|py)[ \t]*\n")
 
 
+@dataclass
+class Deadline:
+    """An absolute `time.monotonic()` deadline, shared by a problem's samples; solve may extend it."""
+
+    at: float
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """Per-sample limits and sampling settings."""
@@ -125,7 +138,7 @@ async def _generate(
     rid: str,
     on_event: EventHandler | None,
     index: int,
-    deadline: float | None,
+    deadline: Deadline | None,
     cancel: asyncio.Event | None,
 ) -> tuple[list[int], str, str | None]:
     """One engine request. Returns (new ids, finish, stop_reason)."""
@@ -145,7 +158,7 @@ async def _generate(
             if cancel is not None and cancel.is_set():
                 finish = "aborted"
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and deadline.passed():
                 finish = "time"
                 break
             if "}" in ch.text and _answer_ready(live, st.thinks):
@@ -191,10 +204,15 @@ async def rollout(
     index: int = 0,
     seed: int = 0,
     on_event: EventHandler | None = None,
-    deadline: float | None = None,
+    deadline: Deadline | float | None = None,
     cancel: asyncio.Event | None = None,
 ) -> Trace:
-    """Run one sample to its end and return its Trace. `pool` may be None for CoT samples."""
+    """Run one sample to its end and return its Trace. `pool` may be None for CoT samples.
+
+    `deadline` is a `time.monotonic()` time or a shared `Deadline`; `cancel` ends it at once.
+    """
+    if isinstance(deadline, (int, float)):
+        deadline = Deadline(float(deadline))
     if mode == "tir" and pool is None:
         raise ValueError("a TIR sample needs a kernel pool")
     tok = backend.tokenizer
@@ -255,7 +273,7 @@ async def rollout(
             if cell is None:
                 finish = "aborted"
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and deadline.passed():
                 finish = "time"
                 break
     except asyncio.CancelledError:
@@ -297,7 +315,7 @@ async def _tool_round(
     config: RolloutConfig,
     on_event: EventHandler | None,
     index: int,
-    deadline: float | None,
+    deadline: Deadline | None,
     cancel: asyncio.Event | None,
 ) -> Any | None:
     """Split off the code block, run it, append the output block (mask 0). None if cancelled."""
@@ -310,7 +328,7 @@ async def _tool_round(
     emit(on_event, Event("code", index, code))
     timeout = config.cell_timeout
     if deadline is not None:
-        timeout = max(0.5, min(timeout, deadline - time.monotonic()))
+        timeout = max(0.5, min(timeout, deadline.left()))
     result = await _run_cell(st, session, code, timeout, cancel)
     if result is None:
         return None

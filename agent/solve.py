@@ -25,11 +25,13 @@ from agent.answers import is_correct
 from agent.backends.base import Backend
 from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
-from agent.rollout import RolloutConfig, rollout
+from agent.rollout import Deadline, RolloutConfig, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
 from agent.vote import WeightFn, make_weight, vote
 
 NON_VOTING = ("aborted", "error")
+# revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
+ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,21 @@ async def solve(
     on_event: EventHandler | None = None,
     on_trace: Callable[[Trace], None] | None = None,
     skip: Sequence[Trace] = (),
+    revise: ReviseFn | None = None,
 ) -> Result:
-    """Run the problem's samples, vote, stop early when the policy says so, return the Result."""
+    """Run the problem's samples, vote, stop early when the policy says so, return the Result.
+
+    With a time budget, `revise` (a time scheduler's) may extend the problem's budget each time
+    a sample finishes and once more just before the deadline; running samples see the new one.
+    """
     policy = policy or make_policy(config.policy)
     weight = weight or make_weight(config.weight)
     modes = plan_modes(config.samples, config.tir_ratio)
     if "tir" in modes and pool is None:
         raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
     start = time.monotonic()
-    deadline = start + config.time_budget if config.time_budget else None
+    budget = config.time_budget
+    deadline = Deadline(start + budget) if budget else None
     done: list[Trace] = sorted(skip, key=lambda t: t.index)
     have = {t.index for t in done}
     todo = [i for i in range(config.samples) if i not in have]
@@ -101,12 +109,23 @@ async def solve(
             t = await rollout(problem, backend, pool, modes[i], config.rollout, i, seed, on_event, deadline, cancel)
             return replace(t, started=round(time.monotonic() - start - t.seconds, 3))
 
+    def extend(elapsed: float) -> bool:
+        nonlocal budget
+        if revise is None or deadline is None or budget is None:
+            return False
+        new = revise(budget, voters(done), config.samples, elapsed)
+        if new > budget:
+            budget, deadline.at = new, start + new
+            return True
+        return False
+
     stop_reason = "all_done"
-    reason = policy.decide(voters(done), config.samples, 0.0, config.time_budget) if done else None
+    reason = policy.decide(voters(done), config.samples, 0.0, budget) if done else None
     if reason:
         cancel.set()
         stop_reason = reason
     tasks = [asyncio.create_task(run_one(i)) for i in todo]
+    watch = asyncio.create_task(_watchdog(deadline, extend, start)) if deadline and revise else None
     current = vote(voters(done), weight)
     try:
         for fut in asyncio.as_completed(tasks):
@@ -120,7 +139,8 @@ async def solve(
             emit(on_event, Event("vote", t.index, vote=current))
             if cancel.is_set():
                 continue
-            reason = policy.decide(voters(done), config.samples, time.monotonic() - start, config.time_budget)
+            extend(time.monotonic() - start)
+            reason = policy.decide(voters(done), config.samples, time.monotonic() - start, budget)
             if reason:
                 stop_reason = reason
                 cancel.set()
@@ -128,9 +148,21 @@ async def solve(
     finally:
         for task in tasks:
             task.cancel()
+        if watch is not None:
+            watch.cancel()
     if stop_reason == "all_done" and any(t.finish == "time" for t in done):
         stop_reason = "time"
     return _result(problem, current, done, stop_reason, time.monotonic() - start, policy)
+
+
+async def _watchdog(deadline: Deadline, extend: Callable[[float], bool], start: float) -> None:
+    """Just before the deadline, ask the scheduler once more; keep going while it extends."""
+    while True:
+        await asyncio.sleep(max(0.0, deadline.left() - 0.2))
+        if deadline.left() > 0.25:
+            continue  # extended meanwhile by a finished sample
+        if not extend(deadline.at - start):
+            return
 
 
 def _result(
