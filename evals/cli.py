@@ -128,9 +128,12 @@ async def _execute(a: argparse.Namespace, problems: list[Problem], config: RunCo
     backends: list[Any] = []
     try:
         if config.tir_ratio > 0:
+            from agent.solve import plan_modes
             from sandbox.pool import KernelPool, SandboxConfig
 
-            in_flight = config.samples * (config.concurrency * max(1, len(a.server or [])))
+            n_tir = plan_modes(config.samples, config.tir_ratio).count("tir")
+            per_problem = min(n_tir, config.sample_concurrency or n_tir)
+            in_flight = per_problem * config.concurrency * max(1, len(a.server or []))
             pool = KernelPool(a.kernels or max(1, min(16, in_flight)), SandboxConfig(isolation=a.sandbox))
             await pool.start()
         backends = await _open_backends(a)

@@ -152,6 +152,8 @@ def _rows(source: str, split: str | None) -> tuple[str, Iterator[tuple[int, dict
         if reader is None:
             raise UserError(f"{path}: unknown file type {path.suffix!r} (use .jsonl, .json, .csv or .parquet)")
         return str(path), reader(path)
+    if path.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet"):
+        raise UserError(f"{source}: no such file")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not source.startswith("."):
         return source, _read_hub(source, split)
     names = ", ".join(sorted(SHORT_NAMES))

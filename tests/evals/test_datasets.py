@@ -89,3 +89,8 @@ def test_parquet_and_hf_folder(tmp_path: Path) -> None:
     assert [p.id for p in load_problems(str(tmp_path / "hf"))] == ["x1", "x2"]
     with pytest.raises(UserError, match="no split 'train'"):
         load_problems(str(tmp_path / "hf"), split="train")
+
+
+def test_missing_file_is_named() -> None:
+    with pytest.raises(UserError, match="nowhere/set.jsonl: no such file"):
+        load_problems("nowhere/set.jsonl")
