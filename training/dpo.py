@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.models import load_policy, make_config, peft_config, save_final
+from training.models import load_model, load_tokenizer, make_config, peft_config, save_final
 
 
 def run_dpo(recipe: Any) -> tuple[Path, dict[str, float]]:
@@ -19,8 +19,9 @@ def run_dpo(recipe: Any) -> tuple[Path, dict[str, float]]:
 
     from training.data import build_dpo_dataset
 
-    model, tokenizer, family = load_policy(recipe)
+    path, tokenizer, family = load_tokenizer(recipe)
     dataset = build_dpo_dataset(recipe, family)
+    model = load_model(recipe, path)
     config = make_config(DPOConfig, recipe, beta=recipe.beta or 0.1, max_length=recipe.max_length)
     trainer = DPOTrainer(
         model=model,

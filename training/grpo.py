@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.models import load_policy, make_config, peft_config, save_final
+from training.models import load_model, load_tokenizer, make_config, peft_config, save_final
 from training.rewards import make_rewards
 
 
@@ -43,8 +43,9 @@ def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, An
 
     from training.data import build_grpo_dataset
 
-    model, tokenizer, family = load_policy(recipe)
+    path, tokenizer, family = load_tokenizer(recipe)
     dataset, by_prompt = build_grpo_dataset(recipe, family)
+    model = load_model(recipe, path)
     scoring = Timed()
     rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
     config = make_config(

@@ -1,8 +1,8 @@
 """Loading the policy, building the TRL config common to every stage, and saving what comes out.
 
-`load_policy` resolves the recipe's model the way the agent does (agent.models.resolve_model:
-null = the built-in default) and returns the model, its tokenizer (pad token set) and the prompt
-family. `trl_kwargs` maps recipe fields to the TrainingArguments fields every TRL config shares.
+`load_tokenizer` / `load_model` resolve the recipe's model the way the agent does (agent.models.resolve_model:
+null = the built-in default) and give the tokenizer (pad token set), the prompt family and the
+model. `trl_kwargs` maps recipe fields to the TrainingArguments fields every TRL config shares.
 `save_final` writes a folder `tirmath solve --model DIR` loads: weights, config, generation
 config and tokenizer; a LoRA adapter is merged into the base weights first (unless the recipe
 says `merge_lora: false`, in which case only the adapter is saved).
@@ -29,25 +29,33 @@ def resolve_family(recipe: Any, model_path: str) -> str:
     return str(recipe.prompt_family)
 
 
-def load_policy(recipe: Any) -> tuple[Any, Any, str]:
-    """(model, tokenizer, prompt family) for the recipe's model, in float32 (bf16 if asked)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(recipe: Any) -> tuple[str, Any, str]:
+    """(model path, tokenizer with a pad token, prompt family): cheap, so data errors come first."""
+    from transformers import AutoTokenizer
 
     from agent.models import resolve_model
 
     path = resolve_model(recipe.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        dtype = torch.bfloat16 if recipe.bf16 else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except OSError as e:
-        raise UserError(f"model {path!r} cannot be loaded ({e})") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"model {path!r}: cannot load its tokenizer ({e})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(tokenizer, "chat_template", None) is None:
         raise UserError(f"model {path!r}: the tokenizer has no chat template (needed for the agent's prompts)")
-    return model, tokenizer, resolve_family(recipe, path)
+    return path, tokenizer, resolve_family(recipe, path)
+
+
+def load_model(recipe: Any, path: str) -> Any:
+    """The model at `path`, in float32 (bfloat16 when the recipe says bf16)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if recipe.bf16 else torch.float32)
+    except (OSError, ValueError) as e:
+        raise UserError(f"model {path!r} cannot be loaded ({e})") from None
 
 
 def peft_config(recipe: Any) -> Any:

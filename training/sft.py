@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.models import load_policy, make_config, peft_config, save_final
+from training.models import load_model, load_tokenizer, make_config, peft_config, save_final
 
 
 def run_sft(recipe: Any) -> tuple[Path, dict[str, float]]:
@@ -19,8 +19,9 @@ def run_sft(recipe: Any) -> tuple[Path, dict[str, float]]:
 
     from training.data import build_sft_dataset
 
-    model, tokenizer, family = load_policy(recipe)
+    path, tokenizer, family = load_tokenizer(recipe)
     dataset = build_sft_dataset(recipe, tokenizer, family)
+    model = load_model(recipe, path)
     config = make_config(SFTConfig, recipe, max_length=recipe.max_length, dataset_num_proc=None)
     trainer = SFTTrainer(
         model=model,
