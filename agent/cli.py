@@ -9,7 +9,9 @@ one line on stderr and exit code 2. This module does no work of its own.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import warnings
 
 from agent.errors import UserError
 
@@ -48,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tirmath {__version__}")
         return 0
     name, rest = args[0], args[1:]
+    # Engine libraries log at INFO by default; a user of the CLI wants our output. Override by env.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
     if name not in COMMANDS:
         print(f"tirmath: error: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from agent.errors import UserError
 from agent.rollout import RolloutConfig
@@ -121,6 +123,15 @@ def _load_problem(a: argparse.Namespace) -> Problem:
     return prob
 
 
+def clean_stdout() -> TextIO:
+    """Keep stdout for our JSON alone: point file descriptor 1 (which libraries and native
+    code print to) at stderr, and return a file on the original stdout."""
+    sys.stdout.flush()
+    saved = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    return saved
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tirmath solve", description="Solve one problem with voted CoT/TIR samples.")
     p.add_argument("problem", nargs="?", help="the problem text")
@@ -146,13 +157,14 @@ def main(argv: list[str]) -> int:
     trace_path = Path(a.trace) if a.trace else None
     if trace_path is not None and not trace_path.parent.exists():
         raise UserError(f"--trace {a.trace}: folder {trace_path.parent} does not exist")
+    out = clean_stdout() if a.json else sys.stdout
     result = asyncio.run(_run(problem, config, a))
     if trace_path is not None:
         with trace_path.open("w", encoding="utf-8") as f:
             for t in result.traces:
                 f.write(json.dumps(t.to_dict(), ensure_ascii=False) + "\n")
     if a.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(json.dumps(result.to_dict(), ensure_ascii=False), file=out, flush=True)
     else:
         graded = "" if result.correct is None else ("  (correct)" if result.correct else "  (wrong)")
         print(f"answer: {result.answer}{graded}   [{result.seconds:.1f}s, stop: {result.stop_reason}]")
