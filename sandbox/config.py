@@ -78,5 +78,8 @@ class SandboxConfig:
                 raise UserError(f"sandbox setting {name} must be positive, got {getattr(self, name)}")
         if self.timeout <= 0 or self.interrupt_grace <= 0:
             raise UserError("sandbox timeout and interrupt_grace must be positive seconds")
+        if self.memory_mb < 512:
+            raise UserError(f"sandbox memory_mb must be at least 512 (a kernel with numpy and sympy "
+                            f"maps ~400 MB), got {self.memory_mb}")
         if self.open_files < 64:
             raise UserError(f"sandbox open_files must be at least 64 (a kernel needs them), got {self.open_files}")

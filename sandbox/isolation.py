@@ -266,7 +266,11 @@ def _report(bw: str | None, bw_out: str, root: bool, ll_abi: int, cg: CgroupTree
 
 def resolve(isolation: str, bwrap: str = "bwrap") -> IsolationReport:
     """The report to run with for a config's `isolation`, or UserError if it cannot be had."""
-    report = probe(bwrap)
+    return require(probe(bwrap), isolation)
+
+
+def require(report: IsolationReport, isolation: str) -> IsolationReport:
+    """Check a probe's report against the wanted isolation ("auto", "strict", "none")."""
     if isolation == "none":
         return report.degraded()
     if isolation == "strict" and report.level != "strict":

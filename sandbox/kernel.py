@@ -64,6 +64,7 @@ class KernelSession:
         self._lost = False  # restarted since the last cell: the next cell reports it
         self._oom_base = 0
         self.uses = 0  # sessions handed out on this kernel
+        self.uids: set[int] = set()  # every private uid this session's kernels ran as
         self.start_seconds = 0.0
 
     @classmethod
@@ -76,6 +77,8 @@ class KernelSession:
     async def _start(self) -> None:
         t0 = time.monotonic()
         kp = await start_process(self.report, self.config, self.base)
+        if kp.uid is not None:
+            self.uids.add(kp.uid)
         kc = AsyncKernelClient(context=zmq.asyncio.Context.instance())
         kc.load_connection_info(kp.connection)
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
@@ -142,6 +145,13 @@ class KernelSession:
     def host_pids(self) -> set[int]:
         """Host pids of the kernel and its wrappers (for tests and diagnostics)."""
         return set(self._kp.keep) if self._kp else set()
+
+    def extra_pids(self) -> set[int]:
+        """Host pids of processes a cell started that are still alive."""
+        return self._kp.pids() - self._kp.keep if self._kp else set()
+
+    def all_pids(self) -> set[int]:
+        return self._kp.pids() if self._kp else set()
 
     async def close(self) -> None:
         if self._restarting is not None:

@@ -74,6 +74,14 @@ class KernelProcess:
             return True
         return False
 
+    def pids(self) -> set[int]:
+        """Host pids of every process of this kernel (cgroup, else process tree)."""
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        with contextlib.suppress(psutil.Error):
+            return {self.proc.pid} | {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        return set()
+
     def kill_leftovers(self) -> int:
         """Kill processes a cell left behind (the kernel and its wrappers stay)."""
         if not self.keep:
@@ -131,7 +139,7 @@ def kernel_env(config: SandboxConfig, runtime: str, work: str) -> dict[str, str]
         PATH=f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
         HOME=work, TMPDIR="/tmp" if work == isolation.WORK_INSIDE else work,
         LANG=env.get("LANG", "C.UTF-8"), PYTHONIOENCODING="utf-8", PYTHONNOUSERSITE="1",
-        PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="", HIP_VISIBLE_DEVICES="",
+        PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="", HIP_VISIBLE_DEVICES="",
         IPYTHONDIR=os.path.join(runtime, "ipython"), JUPYTER_PLATFORM_DIRS="1",
         JUPYTER_RUNTIME_DIR=os.path.join(runtime, "jupyter"), JUPYTER_CONFIG_DIR=os.path.join(runtime, "jupyter"),
         JUPYTER_DATA_DIR=os.path.join(runtime, "jupyter"),
@@ -156,6 +164,7 @@ def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dic
     (profile / "ipython_kernel_config.py").write_text(
         f"c.IPKernelApp.exec_lines = [{line!r}]\nc.HistoryManager.enabled = False\n"
         "c.IPKernelApp.parent_handle = 0\nc.InteractiveShell.colors = 'nocolor'\n"
+        "c.InteractiveShell.xmode = 'Plain'\n"
     )
     (runtime / "jupyter").mkdir()
     isolation.install_launcher(str(runtime))

@@ -80,6 +80,11 @@ class KernelPool:
         return s
 
     @property
+    def kernels(self) -> tuple[KernelSession, ...]:
+        """Every session of the pool, handed out or not (diagnostics, tests)."""
+        return tuple(self._sessions)
+
+    @property
     def available(self) -> int:
         """Warm sessions ready to hand out now."""
         return self._ready.qsize()

@@ -1,0 +1,192 @@
+"""Adversarial cells, one property each, against a real isolated kernel pool.
+
+Every case runs in a session from one shared pool, after a marker variable was set. After the
+case: the session (or its replacement) answers the next cell correctly, the marker survived
+exactly when the case keeps state, a sibling session still has its own variable, planted host
+files are intact, and no process runs as a kernel's uid outside the kernels themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from sandbox.pool import KernelPool
+from tests.sandbox.helpers import Host, Listener, make_pool, stray_processes
+
+ANY = ("ok", "error", "timeout", "oom", "crashed", "restarted")
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    code: str
+    status: tuple[str, ...]
+    state: str = "any"  # "kept" | "lost" | "any"
+    present: tuple[str, ...] = ()  # substrings the output must contain
+    absent: tuple[str, ...] = ()  # substrings the output must not contain
+    timeout: float = 2.0
+
+
+FORK_BOMB = """
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
+SIGINT_IGNORED = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+SWALLOW = "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt:\n        pass"
+DAEMON = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(1000)
+    os._exit(0)
+print('parent done')
+"""
+CHILD_MEMORY = """
+import os
+kids = []
+for i in range(3):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            b = b'x' * (450 * 2**20)
+        finally:
+            os._exit(0)
+    kids.append(pid)
+print(sorted(os.waitpid(k, 0)[1] != -1 for k in kids))
+"""
+FLOOD = "for i in range(10**6):\n    print('x' * 100)"
+
+CASES = [
+    # time
+    Case("busy-loop", "while True: pass", ("timeout",), "kept"),
+    Case("sleep", "import time\ntime.sleep(100)", ("timeout",), "kept"),
+    Case("sigint-ignored", SIGINT_IGNORED, ("timeout",), "lost"),
+    Case("keyboardinterrupt-swallowed", SWALLOW, ("timeout",)),
+    Case("long-c-call-big-power", "x = 7**(10**8)", ("timeout",)),
+    Case("alarm-default-kills-kernel", "import signal, time\nsignal.alarm(1)\ntime.sleep(5)", ("crashed",), "lost"),
+    Case("alarm-with-handler", "import signal, time\ndef h(*a): raise TimeoutError('alarm')\n"
+         "signal.signal(signal.SIGALRM, h)\nsignal.alarm(1)\ntime.sleep(5)", ("error",), "kept", ("alarm",)),
+    Case("libc-sleep", "import ctypes\nctypes.CDLL(None).sleep(100)", ("timeout",)),
+    Case("sleep-printing", "import time\nfor i in range(100):\n    print(i, flush=True)\n    time.sleep(0.1)",
+         ("timeout",), "kept", ("0\n1\n2\n",)),
+    # memory
+    Case("huge-bytearray", "b = bytearray(10**11)", ("oom",), "kept"),
+    Case("huge-string", "s = ' ' * 2**40", ("oom",), "kept"),
+    Case("numpy-huge", "import numpy as np\na = np.ones((10**6, 10**5))", ("oom",), "kept"),
+    Case("slow-growth", "l = []\nwhile True:\n    l.append(bytearray(10**7))", ("oom",)),
+    Case("recursion-default", "def f(n): return f(n + 1)\nf(0)", ("error",), "kept", ("RecursionError",)),
+    Case("recursion-unlimited", "import sys\nsys.setrecursionlimit(10**8)\ndef f(n): return f(n + 1)\nf(0)",
+         ("crashed", "error", "oom", "timeout")),
+    Case("memory-in-children", CHILD_MEMORY, ANY),
+    # processes
+    Case("fork-bomb", FORK_BOMB, ("timeout",)),
+    Case("daemon-setsid-double-fork", DAEMON, ("ok",), "kept", ("parent done",)),
+    Case("background-subprocess", "import subprocess\np = subprocess.Popen(['sleep', '1000'])\nprint('started')",
+         ("ok",), "kept", ("started",)),
+    Case("multiprocessing-pool", "from multiprocessing import Pool\nwith Pool(2) as p:\n    print(p.map(abs, [-1, -2]))",
+         ("ok",), "kept", ("[1, 2]",)),
+    Case("multiprocessing-pool-left-open", "from multiprocessing import Pool\np = Pool(2)\nprint(p.map(abs, [-3]))",
+         ("ok",), "kept", ("[3]",)),
+    Case("background-thread", "import threading, time\ndef spin():\n    while True: time.sleep(0.01)\n"
+         "threading.Thread(target=spin, daemon=True).start()\nprint('spawned')", ("ok",), "kept", ("spawned",)),
+    Case("kill-parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('still here')", ANY),
+    Case("kill-everything", "import os, signal\nos.kill(-1, signal.SIGKILL)", ANY),
+    Case("os-exit", "import os\nos._exit(1)", ("crashed",), "lost"),
+    Case("segfault-ctypes", "import ctypes\nctypes.string_at(0)", ("crashed",), "lost"),
+    Case("abort", "import os\nos.abort()", ("crashed",), "lost"),
+    Case("sigterm-self", "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nimport time\ntime.sleep(3)",
+         ("crashed", "timeout"), "lost"),
+    Case("exit-builtin", "print('before')\nexit()", ("ok",), "kept", ("before",)),
+    Case("sys-exit-zero", "import sys\nsys.exit(0)", ("ok",), "kept"),
+    Case("sys-exit-three", "import sys\nsys.exit(3)", ("error",), "kept", ("SystemExit: 3",)),
+    # filesystem
+    Case("write-planted-file", "open('{plant}', 'w').write('hacked')", ("error",), "kept"),
+    Case("write-etc", "open('/etc/tirmath-pwned', 'w').write('x')", ("error",), "kept"),
+    Case("read-planted-secret", "print(open('{secret}').read())", ("error",), "kept", (), ("TOPSECRET",)),
+    Case("list-root-home", "import os\nprint(sorted(os.listdir('/root')))", ("ok", "error"), "kept", (),
+         (".ssh", ".bashrc")),
+    Case("fill-one-file", "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 2**20)",
+         ("error",), "kept", ("File too large",)),
+    Case("fill-disk-many-files", "i = 0\nwhile True:\n    open(f'f{{i}}', 'wb').write(b'x' * 2**20)\n    i += 1",
+         ("error",), "kept", ("No space left",)),
+    Case("symlink-out", "import os\nos.symlink('/etc/passwd', 'p')\nopen('p', 'a').write('x')", ("error",), "kept"),
+    # network
+    Case("connect-host-listener", "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
+         ("error",), "kept"),
+    Case("dns", "import socket\nsocket.getaddrinfo('example.com', 443)", ("error",), "kept"),
+    Case("pip-install", "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'pip', 'install', "
+         "'--retries', '0', '--timeout', '1', '--no-cache-dir', 'tirmath-no-such-package'], capture_output=True)\n"
+         "print('rc', r.returncode)", ("ok",), "kept", ("rc ",), ("rc 0",), timeout=20.0),
+    Case("raw-socket", "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_RAW, 1)", ("error",), "kept"),
+    # I/O
+    Case("input", "input('? ')", ("error",), "kept", ("StdinNotImplementedError",)),
+    Case("100mb-output", FLOOD, ("error",), "kept", ("xxxx",)),
+    Case("close-stdout", "import sys\nsys.stdout.close()", ANY, "kept"),
+    Case("close-fds-1-2", "import os\nos.close(1)\nos.close(2)", ("ok",), "kept"),
+    Case("odd-unicode", "print('\\x00\\x07\\x1b[31mred\\x1b[0m é 😀 \\u202e \\x9b' + chr(0xd800) + 'end')", ("ok", "error"), "kept"),
+    Case("image", "from IPython.display import display\ndisplay({{'image/png': '" + PNG + "'}}, raw=True)",
+         ("ok",), "kept", ("image/png output omitted",)),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool() -> KernelPool:
+    p = await make_pool(3)
+    yield p
+    await p.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sibling(pool: KernelPool):
+    s = await pool.acquire()
+    r = await s.run("sib = 12345")
+    assert r.status == "ok"
+    yield s
+    await pool.release(s)
+
+
+def _check_safe(text: str) -> None:
+    for ch in text:
+        o = ord(ch)
+        assert ch in "\n\t" or (o >= 32 and not 0x7F <= o <= 0x9F), f"control character {o:#x} in output"
+        assert not 0xD800 <= o <= 0xDFFF, "lone surrogate in output"
+    assert "\x1b" not in text
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_adversarial_cell(case: Case, pool: KernelPool, sibling, host: Host, listener: Listener) -> None:
+    code = case.code.format(plant=host.plant, secret=host.secret, port=listener.port)
+    async with pool.session() as s:
+        assert (await s.run("marker = 7")).status == "ok"
+        r = await s.run(code, case.timeout)
+        assert r.status in case.status, (r.status, r.output[-500:], r.note)
+        for text in case.present:
+            assert text in r.output, (text, r.output[-500:])
+        for text in case.absent:
+            assert text not in r.output, text
+        _check_safe(r.output)
+        if case.state != "any":
+            assert r.state_lost == (case.state == "lost"), r
+        after = await s.run("print(marker)")
+        if case.state == "kept":
+            assert after.output == "7\n", after
+        elif case.state == "lost":
+            assert after.error_name == "NameError", after
+        answer = await s.run("print(6 * 7)")
+        assert (answer.status, answer.output) == ("ok", "42\n"), answer
+        assert stray_processes(pool) == []
+    await pool.wait_idle()  # the returned session is clean again: no process but the kernel
+    assert all(not k.extra_pids() for k in pool.kernels), [k.extra_pids() for k in pool.kernels]
+    sib = await sibling.run("print(sib)")
+    assert (sib.status, sib.output) == ("ok", "12345\n"), sib
+    assert host.plant.read_text() == host.plant_text
+    assert listener.accepted == 0
