@@ -41,7 +41,7 @@ def _add_agent_args(p: argparse.ArgumentParser, tir_ratio: bool = True) -> None:
     m.add_argument("--server", action="append", help="OpenAI-compatible server URL; repeat to spread problems "
                    "over several servers")
     m.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
-    m.add_argument("--dtype", default="auto")
+    m.add_argument("--dtype", help="engine dtype (default: float32 for the built-in model, else auto)")
     m.add_argument("--max-model-len", type=int)
     m.add_argument("--prompt-family", default="auto", help="auto | r1 | qwen | small | gpt-oss")
     s = p.add_argument_group("sampling")
@@ -110,7 +110,7 @@ def _run_config(a: argparse.Namespace, tir_ratio: float, kaggle: bool = False, s
 async def _open_backends(a: argparse.Namespace) -> list[Any]:
     from agent.backends import open_backend
 
-    opts: dict[str, Any] = {"dtype": a.dtype}
+    opts: dict[str, Any] = {"dtype": a.dtype} if a.dtype else {}
     if a.max_model_len is not None:
         opts["max_model_len"] = a.max_model_len
     if a.server:

@@ -52,7 +52,7 @@ async def test_small_eval_on_the_engine(vllm_backend, tmp_path: Path) -> None:
 
 def _cmd(out: Path, server_url: str, model_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "agent.cli", "eval", "--dataset", "aime2025", "--limit", "2", "--samples", "2",
-            "--tir-ratio", "0.5", "--max-tokens", "200", "--seed", "7", "--server", server_url, "--model",
+            "--tir-ratio", "0.5", "--max-tokens", "96", "--seed", "7", "--server", server_url, "--model",
             str(model_dir), "--concurrency", "1", "--sample-concurrency", "1", "--out", str(out), "--quiet", *extra]
 
 
@@ -111,7 +111,7 @@ def test_cli_eval_killed_and_resumed_matches_uninterrupted(server_url: str, defa
 def test_cli_gen_tir_writes_a_loadable_dataset(server_url: str, default_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "gen"
     cmd = [sys.executable, "-m", "agent.cli", "gen-tir", "--dataset", "aime2025", "--limit", "2", "--samples", "2",
-           "--max-tokens", "160", "--server", server_url, "--model", str(default_model_dir), "--out", str(out),
+           "--max-tokens", "96", "--server", server_url, "--model", str(default_model_dir), "--out", str(out),
            "--keep-incorrect", "--allow-cell-errors", "--quiet"]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
