@@ -13,6 +13,7 @@ from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def make_safe(text: str) -> str:
@@ -20,7 +21,7 @@ def make_safe(text: str) -> str:
     text = ANSI.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = CONTROL.sub("", text)
-    return text.encode("utf-8", "replace").decode("utf-8", "replace")
+    return SURROGATE.sub("\ufffd", text)
 
 
 class OutputCollector:
