@@ -20,7 +20,7 @@ import threading
 import types
 import warnings
 
-PRELOAD = __PRELOAD__  # noqa: F821 - replaced by launch.py with a tuple of module names
+PRELOAD = __PRELOAD__  # type: ignore[name-defined]  # noqa: F821 - launch.py puts a tuple of names here
 
 for _name in PRELOAD:
     try:
@@ -62,14 +62,10 @@ def _restore_dict(target, saved, setter=None, deleter=None):
     return changed
 
 
-class _State:
-    pass
-
-
 warnings.filterwarnings("ignore", message="To exit: use")  # IPython's note after SystemExit
 
 
-S = _State()
+S = types.SimpleNamespace()
 S.cwd = os.getcwd()
 S.environ = dict(os.environ)
 S.path = list(sys.path)
@@ -198,6 +194,6 @@ def reset():
 
 
 _mod = types.ModuleType("_tirmath")
-_mod.reset = reset
+setattr(_mod, "reset", reset)  # noqa: B010
 sys.modules["_tirmath"] = _mod
 S.modules["_tirmath"] = (dict(_mod.__dict__), {})

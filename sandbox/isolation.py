@@ -155,8 +155,9 @@ def launch_argv(
 
     `runtime` must hold a copy of the launcher (see `install_launcher`)."""
     uid = uid if report.drop_uid else None
+    outer: dict[str, object]
     if report.bwrap:
-        inner = {"rlimits": limits, "uid": uid, "no_new_privs": True, "argv": argv}
+        inner: dict[str, object] = {"rlimits": limits, "uid": uid, "no_new_privs": True, "argv": argv}
         inner_argv = [sys.executable, "-I", "-S", os.path.join(runtime, "_launch.py"), json.dumps(inner)]
         outer = {"cgroup_procs": list(cgroup_procs), "argv": bwrap_args(report.bwrap, runtime, disk_mb) + inner_argv}
     else:

@@ -80,7 +80,7 @@ class KernelSession:
         if kp.uid is not None:
             self.uids.add(kp.uid)
         kc = AsyncKernelClient(context=zmq.asyncio.Context.instance())
-        kc.load_connection_info(kp.connection)
+        kc.load_connection_info(kp.connection)  # type: ignore[arg-type]
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         self._kp, self._kc = kp, kc
         try:

@@ -19,6 +19,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -42,7 +43,7 @@ class KernelProcess:
     runtime: str
     uid: int | None
     cgroup: KernelCgroup | None
-    connection: dict[str, object]
+    connection: dict[str, Any]
     kernel_pid: int | None = None  # host pid of the ipykernel process, once found
     keep: set[int] = field(default_factory=set)  # host pids of launcher/bwrap/kernel chain
 
@@ -148,9 +149,9 @@ def kernel_env(config: SandboxConfig, runtime: str, work: str) -> dict[str, str]
     return env
 
 
-def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dict[str, object]:
+def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dict[str, Any]:
     """Connection file, IPython profile (startup + no history), launcher copy; all owned by uid."""
-    conn: dict[str, object] = {
+    conn: dict[str, Any] = {
         "transport": "ipc", "ip": str(runtime / "s"), "shell_port": 1, "iopub_port": 2,
         "stdin_port": 3, "control_port": 4, "hb_port": 5, "key": secrets.token_hex(16),
         "signature_scheme": "hmac-sha256", "kernel_name": "python3",
