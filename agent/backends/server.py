@@ -53,15 +53,11 @@ class ServerBackend:
         `tokenizer` may be a tokenizer object, a local folder / hub id to load one from, or
         None (then the served model name is used, which works when it is a folder or hub id).
         """
-        backend = cls(url, model, None)
+        backend = cls(url, None, None)
         served = await backend._served_models(timeout)
-        if backend.model is None:
-            if not served:
-                raise UserError(f"server {backend.url} lists no models at /v1/models")
-            backend.model = served[0][0]
-        # vLLM reports the folder it serves as `root`: use it when it exists here.
-        roots = [root for name, root in served if name == backend.model and root and Path(root).is_dir()]
-        source = tokenizer if tokenizer is not None else (roots[0] if roots else backend.model)
+        backend.model, source = _pick_model(backend.url, served, model)
+        if tokenizer is not None:
+            source = tokenizer
         backend.tokenizer = _load_tokenizer(source) if isinstance(source, str) else source
         return backend
 
@@ -171,6 +167,31 @@ class ServerBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _pick_model(url: str, served: list[tuple[str, str | None]], model: str | None) -> tuple[str, str]:
+    """(served model name, tokenizer source) for the `model` the user named (or None).
+
+    `model` may be a served name, or a local folder: then the tokenizer comes from it and the
+    served model is the one whose vLLM `root` is that folder, or the only one served.
+    """
+    if not served:
+        raise UserError(f"server {url} lists no models at /v1/models")
+    names = [name for name, _ in served]
+    local = model is not None and Path(model).expanduser().is_dir()
+    if model is None or (local and model not in names):
+        if local:
+            want = str(Path(model).expanduser().resolve())  # type: ignore[arg-type]
+            match = [n for n, root in served if root and str(Path(root).resolve()) == want]
+            if match or len(served) == 1:
+                return (match or names)[0], want
+            raise UserError(f"server {url} serves {names}; none of them is {model}")
+        name, root = served[0]
+        return name, root if root and Path(root).is_dir() else name
+    if model not in names:
+        raise UserError(f"server {url} does not serve model {model!r}; it serves {names}")
+    root = dict(served).get(model)
+    return model, root if root and Path(root).is_dir() else model
 
 
 def _load_tokenizer(source: str) -> Any:

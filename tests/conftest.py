@@ -1,0 +1,116 @@
+"""Session-wide shared fixtures: the default model folder, one vLLM engine, one vLLM server.
+
+Each is started lazily, only when a test asks for it, and shared by every test module of the
+session (the engine lives on the session event loop: pyproject sets asyncio session loop
+scope for fixtures and tests). Fixtures:
+
+- `default_model_dir` -> Path: the converted SmolLM2-135M-Instruct folder (float32).
+- `vllm_backend` -> VLLMEngineBackend on that folder (float32, max_model_len 4096), closed
+  at the end of the session.
+- `server_url` -> "http://127.0.0.1:PORT": `python -m vllm.entrypoints.openai.api_server` on
+  that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
+  its process group at the end. Its log goes to a temporary file quoted on a failed start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+SERVER_START_TIMEOUT = 600.0
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    from agent.models import default_model_dir as convert
+
+    return convert()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vllm_backend(default_model_dir: Path) -> AsyncIterator[Any]:
+    from agent.backends.vllm_engine import VLLMEngineBackend
+
+    backend = await VLLMEngineBackend.create(
+        str(default_model_dir), dtype="float32", max_model_len=4096, seed=0, kv_cache_gib=2
+    )
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"vLLM server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1.0)
+    pytest.fail(f"vLLM server not ready after {SERVER_START_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # the engine core child may outlive the server process
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(default_model_dir: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
+           "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "4096",
+           "--seed", "0", "--enable-prefix-caching"]
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            cmd += ["--enforce-eager", "--block-size", "32"]
+    except ImportError:
+        pass
+    with tempfile.NamedTemporaryFile("wb", prefix="tirmath-vllm-server-", suffix=".log", delete=False) as f:
+        log = Path(f.name)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    try:
+        _wait_ready(proc, url, log)
+        yield url
+    finally:
+        _stop(proc)
+        log.unlink(missing_ok=True)
