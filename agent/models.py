@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from agent.errors import UserError
 
@@ -79,7 +80,7 @@ def _convert(dest: Path) -> None:
 
     src = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-    model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
     # The de-quantised model still carries the GGUF quantizer; saving it would write a
     # quantization_config that vLLM and transformers then try (and fail) to honour.
     model.hf_quantizer = None

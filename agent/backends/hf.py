@@ -93,8 +93,8 @@ class HFBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(device)
-        lm.eval()
+        lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
+        lm.to(device).eval()
         return cls(lm, AutoTokenizer.from_pretrained(model), threads)
 
     @classmethod
