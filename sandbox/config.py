@@ -47,7 +47,7 @@ class SandboxConfig:
     """open file descriptors per process (RLIMIT_NOFILE)."""
     timeout: float = 10.0
     """default seconds per cell when run() is given none."""
-    interrupt_grace: float = 1.0
+    interrupt_grace: float = 2.0
     """seconds to wait after an interrupt before the process tree is killed and restarted."""
     output_chars: int = 16_000
     """characters of output kept per cell (head and tail); the rest is cut with a note."""

@@ -88,7 +88,10 @@ class KernelSession:
         except BaseException:
             await self._stop()
             raise
-        kp.find_kernel()
+        for _ in range(50):  # the process table can lag behind a kernel that already answers
+            if kp.find_kernel() is not None:
+                break
+            await asyncio.sleep(0.02)
         self._oom_base = kp.oom_kills()
         self.start_seconds = time.monotonic() - t0
 

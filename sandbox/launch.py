@@ -118,7 +118,7 @@ class KernelProcess:
     async def dispose(self) -> None:
         await self.kill()
         if self.cgroup is not None:
-            for _ in range(50):
+            for _ in range(250):  # processes stuck in memory reclaim can take a while to go
                 if not self.cgroup.pids():
                     break
                 self.cgroup.kill()

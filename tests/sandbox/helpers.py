@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ SMALL = SandboxConfig(
     file_size_mb=16,
     disk_mb=48,
     timeout=2.0,
-    interrupt_grace=1.0,
+    interrupt_grace=2.0,
     output_chars=4000,
     flood_chars=300_000,
     start_timeout=60.0,
@@ -63,8 +64,18 @@ class Listener:
         self.sock.close()
 
 
-def stray_processes(pool: KernelPool) -> list[str]:
-    """Host processes running as a kernel's uid outside every live kernel's cgroup/tree."""
+def stray_processes(pool: KernelPool, patience: float = 5.0) -> list[str]:
+    """Host processes running as a kernel's uid outside every live kernel's cgroup/tree, after
+    giving killed ones `patience` seconds to go (a process stuck in memory reclaim dies slowly)."""
+    deadline = time.monotonic() + patience
+    while True:
+        found = _strays(pool)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _strays(pool: KernelPool) -> list[str]:
     uids = {u for s in pool.kernels for u in s.uids}
     known: set[int] = set()
     for s in pool.kernels:
