@@ -89,7 +89,7 @@ class TIRRollout:
         from agent.rollout import rollout
         from agent.solve import sample_seed
 
-        pool = await self._ensure_pool(min(len(problems), 8))
+        pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8))
         assert self.backend is not None
         seen: dict[str, int] = {}
         jobs = []

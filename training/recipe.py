@@ -92,6 +92,7 @@ class Recipe:
     max_tool_calls: int = _f(4, "TIR: code cells per completion")
     cell_timeout: float = _f(10.0, "TIR: seconds per code cell")
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
+    kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
     # DPO
     dpo_max_similarity: float = _f(0.9, "DPO pairs: drop pairs whose texts are more similar than this")
     dpo_min_length_ratio: float = _f(1.2, "DPO pairs: a correct rejected trace must be this much longer")

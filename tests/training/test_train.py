@@ -92,8 +92,8 @@ def test_grpo_plain_default_model(tmp_path):
     from training.models import save_final
 
     out = tmp_path / "grpo"
-    r = load_recipe("cpu_grpo", {"data": easy_problems(tmp_path), "output_dir": str(out), "max_steps": 2,
-                                 "max_completion_length": 32, "learning_rate": 1e-4})
+    r = load_recipe("cpu_grpo", {"data": easy_problems(tmp_path), "output_dir": str(out), "max_steps": 1,
+                                 "max_completion_length": 24, "learning_rate": 1e-4})
     trainer, tok, rollout, scoring = build_grpo(r)
     assert rollout is None
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}

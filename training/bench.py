@@ -1,0 +1,108 @@
+"""`python -m training.bench`: where a GRPO step's time goes, on the small model here.
+
+Runs a few real GRPO steps (TIR-aware by default, `--plain` for TRL's own generation) and
+prints, per step on average, the seconds spent generating, running tools (the rest of the
+rollout phase: kernels, loop overhead), scoring (reward functions) and updating (everything
+else in the step: log-probs, loss, backward, optimizer), as shares of the step. The baseline
+is the step itself, measured in the same process. Nothing is asserted.
+
+Not covered: multi-GPU or vLLM generation timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EASY = [("e1", "What is 2+3?", "5"), ("e2", "What is 4*6?", "24"), ("e3", "What is 17*23?", "391"),
+        ("e4", "What is 10-7?", "3")]
+
+
+def _callback() -> Any:
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps: list[float] = []
+            self._t = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._t = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.steps.append(time.perf_counter() - self._t)
+
+    return StepClock()
+
+
+def _time_generate(trainer: Any) -> dict[str, float]:
+    """Wrap TRL's own generation (plain GRPO) to add up its seconds."""
+    acc = {"seconds": 0.0}
+    orig = trainer._generate
+
+    def timed(*a: Any, **kw: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return orig(*a, **kw)
+        finally:
+            acc["seconds"] += time.perf_counter() - start
+
+    trainer._generate = timed
+    return acc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--plain", action="store_true", help="plain GRPO (TRL's generation) instead of TIR")
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--model", default=None, help="model folder (default: the built-in model)")
+    ap.add_argument("--generations", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=64, help="max generated tokens per completion")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from training.grpo import build_grpo
+    from training.recipe import load_recipe
+
+    tmp = Path(tempfile.mkdtemp(prefix="tirmath-bench-"))
+    data = tmp / "easy.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in EASY))
+    recipe = load_recipe("cpu_grpo" if args.plain else "cpu_grpo_tir", {
+        "model": args.model, "data": str(data), "output_dir": str(tmp / "out"), "max_steps": args.steps,
+        "num_generations": args.generations, "per_device_train_batch_size": args.generations,
+        "max_completion_length": args.tokens, "temperature": 0.7, "max_rows": len(EASY)})
+    clock = _callback()
+    trainer, _, rollout, scoring = build_grpo(recipe, callbacks=[clock])
+    plain_gen = _time_generate(trainer) if rollout is None else None
+    try:
+        trainer.train()
+    finally:
+        if rollout is not None:
+            rollout.close()
+    n = max(len(clock.steps), 1)
+    step = sum(clock.steps) / n
+    if rollout is not None:
+        gen, rollout_wall = rollout.times.generate / n, rollout.times.wall / n
+        tools = rollout_wall - gen
+        calls = rollout.times.tool_calls / n
+        batches = rollout.backend.stats.batch_sizes if rollout.backend else []
+    else:
+        gen, tools, calls, batches = (plain_gen or {"seconds": 0.0})["seconds"] / n, 0.0, 0.0, []
+    score = scoring.seconds / n
+    update = step - gen - tools - score
+    mode = "plain" if args.plain else "TIR"
+    print(f"GRPO {mode} step on {recipe.model or 'the default model'}: {args.generations} completions x "
+          f"<= {args.tokens} tokens, {n} steps, {step:.2f} s a step (baseline = 1.00)")
+    for name, sec in (("generate", gen), ("tools+loop", tools), ("score", score), ("update", update)):
+        print(f"  {name:<11} {sec:8.2f} s   {sec / step if step else 0:6.2f} of the step")
+    if rollout is not None:
+        print(f"  tool calls per step: {calls:.1f}; generate batch sizes: {batches}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
