@@ -1,1 +1,7 @@
-"""Isolated, stateful Jupyter kernels for untrusted model code, in a warm pool."""
+"""Isolated, stateful Jupyter kernels for untrusted model code, in a warm pool.
+
+Use `sandbox.pool.KernelPool(size, SandboxConfig(...))`; `async with pool.session() as s:
+r = await s.run(code, timeout)` gives an `ExecResult`. Modules: config (settings), isolation
+(probe + isolated launch command), cgroups, launch (kernel processes), kernel (one session),
+output (capping, sanitising), pool, cli (`tirmath sandbox`), bench (`python -m sandbox.bench`).
+"""

@@ -196,7 +196,7 @@ class KernelSession:
                 if stopped is not None:  # interrupt ignored: kill the tree, restart in background
                     return await self._killed(out, t0, stopped, timeout)
                 stopped, deadline = "timeout", now + cfg.interrupt_grace
-                kp.interrupt()
+                self._interrupt()
                 continue
             try:
                 msg = await kc.get_iopub_msg(timeout=min(POLL, deadline - now))
@@ -213,11 +213,18 @@ class KernelSession:
                 out.add_message(kind, content)
                 if out.flooded:
                     stopped, deadline = "flood", time.monotonic() + cfg.interrupt_grace
-                    kp.interrupt()
+                    self._interrupt()
         await self._drain_reply(msg_id)
         if cfg.cleanup_each_cell:
             kp.kill_leftovers()
         return self._finish(out, t0, stopped, timeout)
+
+    def _interrupt(self) -> None:
+        """SIGINT to the kernel's host pid; if unknown, an interrupt_request on the control channel
+        (ipykernel then signals itself), which also works through the bubblewrap wrapper."""
+        assert self._kp is not None and self._kc is not None
+        if not self._kp.interrupt():
+            self._kc.control_channel.send(self._kc.session.msg("interrupt_request", {}))
 
     async def _drain_reply(self, msg_id: str) -> None:
         assert self._kc is not None
