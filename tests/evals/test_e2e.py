@@ -110,7 +110,7 @@ def test_cli_eval_killed_and_resumed_matches_uninterrupted(server_url: str, defa
 @pytest.mark.server
 def test_cli_gen_tir_writes_a_loadable_dataset(server_url: str, default_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "gen"
-    cmd = [sys.executable, "-m", "agent.cli", "gen-tir", "--dataset", "aime2025", "--limit", "2", "--samples", "2",
+    cmd = [sys.executable, "-m", "agent.cli", "gen-tir", "--dataset", "aime2025", "--limit", "1", "--samples", "2",
            "--max-tokens", "96", "--server", server_url, "--model", str(default_model_dir), "--out", str(out),
            "--keep-incorrect", "--allow-cell-errors", "--quiet"]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -118,7 +118,7 @@ def test_cli_gen_tir_writes_a_loadable_dataset(server_url: str, default_model_di
     assert "gen-tir: kept" in r.stdout
     ds = datasets.load_from_disk(str(out / "dataset"))
     data = read_run(out / "run")
-    assert {rec.mode for rec in data.all_samples()} == {"tir"} and len(data.all_samples()) == 4
+    assert {rec.mode for rec in data.all_samples()} == {"tir"} and len(data.all_samples()) == 2
     assert "messages" in ds.column_names and "tool_statuses" in ds.column_names
     manifest = json.loads((out / "run" / "manifest.json").read_text())
     assert manifest["config"]["tir_ratio"] == 1.0
