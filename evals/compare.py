@@ -14,14 +14,18 @@ from evals.store import RunData
 def _fmt(x: float | None, pct: bool) -> str:
     if x is None:
         return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
+    if pct:
+        return f"{100 * x:.1f}%"
+    return str(x) if isinstance(x, int) else f"{x:.1f}"
 
 
 def _diff(a: float | None, b: float | None, pct: bool) -> str:
     if a is None or b is None:
         return "-"
     d = b - a
-    return f"{100 * d:+.1f} pts" if pct else f"{d:+.1f}"
+    if pct:
+        return f"{100 * d:+.1f} pts"
+    return f"{d:+d}" if isinstance(d, int) else f"{d:+.1f}"
 
 
 def _metric_rows(ma: RunMetrics, mb: RunMetrics) -> list[tuple[str, float | None, float | None, bool]]:
