@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,20 @@ class KernelProcess:
         return set()
 
     def kill_leftovers(self) -> int:
-        """Kill processes a cell left behind (the kernel and its wrappers stay)."""
+        """Kill processes a cell left behind (the kernel and its wrappers stay). Repeats while
+        new ones appear (a fork bomb or a double fork can be mid-fork during a pass)."""
         if not self.keep:
             return 0
+        total = 0
+        for attempt in range(40):
+            n = self._kill_pass()
+            total += n
+            if n == 0:
+                break
+            time.sleep(0.002 * (attempt + 1))
+        return total
+
+    def _kill_pass(self) -> int:
         if self.cgroup is not None:
             return self.cgroup.kill(self.keep)
         n = 0
