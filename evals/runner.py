@@ -130,10 +130,12 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 
 
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
-                     progress: Progress | None, solve_fn: SolveFn, budget: float | None = None) -> Result:
+                     progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
+                     revise: Any = None) -> Result:
     skip = store.data.traces(problem.id)
+    extra = {"revise": revise} if revise is not None else {}
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
-                            on_trace=_Recorder(problem, store, progress), skip=skip)
+                            on_trace=_Recorder(problem, store, progress), skip=skip, **extra)
     _finish(store, progress, problem, result, config.samples, budget)
     return result
 
@@ -206,7 +208,9 @@ async def _run_kaggle(problems: Sequence[Problem], backend: Backend, pool: Any, 
             _finish(store, progress, problem, no_time, config.samples, 0.0)
             continue
         budget = min(time_left, float(scheduler.budget_for(i, len(order) - i, time_left)))
-        result = await _solve_one(problem, backend, pool, config, store, progress, solve_fn, budget)
+        # the scheduler may stretch a hard-looking problem's budget while it runs (banking)
+        result = await _solve_one(problem, backend, pool, config, store, progress, solve_fn, budget,
+                                  revise=scheduler.revise)
         scheduler.record(result.seconds)
     if progress is not None:
         progress.close()
