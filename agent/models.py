@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,21 @@ def _convert(dest: Path) -> None:
     (dest / _MARKER).write_text(f"converted from {src} ({SAVED_DTYPE})\n")
 
 
+def _remove_stale_temps(folder: Path, age: float = 3600.0) -> None:
+    """Delete temporary folders an earlier, killed conversion left (older than `age` s)."""
+    now = time.time()
+    for tmp in folder.parent.glob(f".{folder.name}.*"):
+        if tmp.is_dir() and now - tmp.stat().st_mtime > age:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def default_model_dir() -> Path:
     """The default model as a Hugging Face folder, converting it on first use (~20 s)."""
     folder = _cache_dir()
     if _is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(folder)
     print(f"tirmath: converting the default model SmolLM2-135M-Instruct into {folder} (once)", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_NAME}.", dir=folder.parent))
     tmp.chmod(0o755)

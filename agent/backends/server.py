@@ -65,7 +65,10 @@ class ServerBackend:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # one connection per concurrent stream
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+            )
         return self._session
 
     async def _served_models(self, timeout: float) -> list[tuple[str, str | None]]:
