@@ -55,6 +55,7 @@ class TIRRollout:
             temperature=recipe.temperature,
             top_p=recipe.top_p,
             record_tokens=True,
+            output_chars=recipe.tool_output_chars,
             prompt_family=family,
         )
         self.times = RolloutTimes()

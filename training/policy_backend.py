@@ -120,7 +120,7 @@ class PolicyBackend:
         sample = p0.temperature > 0
         stops = sorted({s for r in batch for s in r.params.stop})
         kwargs: dict[str, Any] = {"do_sample": sample, "use_cache": True, "pad_token_id": pad,
-                                  "eos_token_id": self.eos_token_ids}
+                                  "eos_token_id": self.eos_token_ids, "disable_compile": True}
         if sample:
             kwargs.update(temperature=p0.temperature, top_p=p0.top_p, top_k=0)
         if stops:

@@ -91,6 +91,7 @@ class Recipe:
     tir: bool = _f(False, "GRPO: roll out through the agent's TIR loop with sandboxed kernels")
     max_tool_calls: int = _f(4, "TIR: code cells per completion")
     cell_timeout: float = _f(10.0, "TIR: seconds per code cell")
+    tool_output_chars: int = _f(600, "TIR: characters of a tool output fed back (head + tail)")
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
     kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
     # DPO

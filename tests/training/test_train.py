@@ -112,7 +112,8 @@ def test_grpo_tir_masks_tool_output(tmp_path):
     from training.grpo import build_grpo
 
     r = load_recipe("cpu_grpo_tir", {"data": easy_problems(tmp_path), "output_dir": str(tmp_path / "tir"),
-                                     "max_rows": 1, "max_completion_length": 48, "temperature": 0.7,
+                                     "max_rows": 1, "max_completion_length": 40, "temperature": 0.7,
+                                     "num_generations": 2, "per_device_train_batch_size": 2,
                                      "sandbox_isolation": "auto"})
     trainer, tok, rollout, _ = build_grpo(r)
     captured: list[dict] = []
@@ -129,7 +130,7 @@ def test_grpo_tir_masks_tool_output(tmp_path):
     finally:
         rollout.close()
     traces = rollout.last_traces
-    assert len(traces) == 4 and all(t.finish != "error" for t in traces)
+    assert len(traces) == 2 and all(t.finish != "error" for t in traces)
     assert sum(t.tool_calls for t in traces) >= 1, [t.completion for t in traces]
     for t in traces:  # the trace's own mask: 0 exactly on the output steps' tokens
         zero_text = tok.decode([i for i, m in zip(t.token_ids, t.mask, strict=True) if m == 0])
