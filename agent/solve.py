@@ -46,6 +46,9 @@ class SolveConfig:
     policy: str = "fixed"  # stop policy spec, see agent.policy.make_policy
     weight: str = "uniform"  # vote weight spec, see agent.vote.make_weight
     concurrency: int | None = None  # samples in flight at once (None: all)
+    # Start one sample per mode first and the rest once its prompt is prefilled, so they reuse
+    # its KV blocks through the prefix cache instead of all prefilling the same prompt at once.
+    warm_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -101,12 +104,25 @@ async def solve(
     cancel = asyncio.Event()
     limit = asyncio.Semaphore(config.concurrency or max(1, len(todo)))
 
+    leaders = _leaders(todo, modes) if config.warm_prefix else {}
+    warm = {m: asyncio.Event() for m in set(modes)}
+    for m, ev in warm.items():
+        if m not in leaders:
+            ev.set()
+
     async def run_one(i: int) -> Trace | None:
+        mode = modes[i]
+        if i not in leaders.values():
+            await _wait_any(warm[mode], cancel)
         async with limit:
             if cancel.is_set():
                 return None
             seed = sample_seed(config.seed, problem.id, i)
-            t = await rollout(problem, backend, pool, modes[i], config.rollout, i, seed, on_event, deadline, cancel)
+            handler = _first_text_sets(warm[mode], on_event) if leaders.get(mode) == i else on_event
+            try:
+                t = await rollout(problem, backend, pool, mode, config.rollout, i, seed, handler, deadline, cancel)
+            finally:
+                warm[mode].set()
             return replace(t, started=round(time.monotonic() - start - t.seconds, 3))
 
     def extend(elapsed: float) -> bool:
@@ -153,6 +169,36 @@ async def solve(
     if stop_reason == "all_done" and any(t.finish == "time" for t in done):
         stop_reason = "time"
     return _result(problem, current, done, stop_reason, time.monotonic() - start, policy)
+
+
+def _leaders(todo: Sequence[int], modes: Sequence[Mode]) -> dict[Mode, int]:
+    """The first sample to run in each mode (only when others of that mode follow it)."""
+    out: dict[Mode, int] = {}
+    for m in set(modes):
+        mine = [i for i in todo if modes[i] == m]
+        if len(mine) > 1:
+            out[m] = mine[0]
+    return out
+
+
+def _first_text_sets(event: asyncio.Event, inner: EventHandler | None) -> EventHandler:
+    """An event handler that sets `event` on the first generated text, then passes events on."""
+
+    def handler(ev: Event) -> None:
+        if ev.kind == "text":
+            event.set()
+        emit(inner, ev)
+
+    return handler
+
+
+async def _wait_any(event: asyncio.Event, cancel: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(cancel.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _watchdog(deadline: Deadline, extend: Callable[[float], bool], start: float) -> None:

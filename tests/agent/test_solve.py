@@ -99,3 +99,21 @@ async def test_cancelling_solve_cancels_samples():
         pass
     await asyncio.sleep(0.05)
     assert len(be.requests) == 3
+
+
+async def test_followers_start_after_the_leader_prefilled():
+    starts: list[tuple[str, int]] = []
+
+    def reply(prompt: str, g: GenParams) -> str:
+        starts.append(("req", len(starts)))
+        return "\\boxed{5}<eos>"
+
+    be = ScriptedBackend(reply, delay=0.001)
+    order: list[int] = []
+    cfg = SolveConfig(samples=5, tir_ratio=0.2, seed=0)  # modes: cot cot cot cot tir
+    res = await solve(P, be, FakePool(), cfg, on_event=lambda e: order.append(e.index) if e.kind == "start" else None)
+    assert len(res.traces) == 5 and all(t.finish == "answer" for t in res.traces)
+    # the lone TIR sample and the first CoT sample start first; the other CoT samples after
+    assert set(order[:2]) == {0, 4} and sorted(order[2:]) == [1, 2, 3]
+    off = await solve(P, ScriptedBackend(reply), FakePool(), SolveConfig(samples=5, tir_ratio=0.2, warm_prefix=False))
+    assert len(off.traces) == 5
