@@ -73,7 +73,7 @@ async def test_sft_lora_default_model_merged(tmp_path, smol_dir, data_dir):
 
     out = tmp_path / "lora"
     r = load_recipe("cpu_sft", {"data": str(data_dir / "tir_examples.jsonl"), "output_dir": str(out),
-                                "max_length": 256, "max_rows": 2, "max_steps": 2, "lora": True,
+                                "max_length": 512, "max_rows": 1, "max_steps": 1, "lora": True,
                                 "learning_rate": 1e-2, "per_device_train_batch_size": 1})
     _, metrics = run_sft(r)
     assert math.isfinite(metrics["train_loss"])
