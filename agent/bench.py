@@ -48,7 +48,7 @@ async def _plain(backend, traces: Sequence[Trace], temperature: float) -> tuple[
 
     async def one(t: Trace) -> int:
         ids = prompt_ids(backend.tokenizer, PROBLEM, t.mode)
-        params = GenParams(max_tokens=max(1, t.tokens), temperature=temperature, seed=t.seed)
+        params = GenParams(max_tokens=max(1, t.tokens), temperature=temperature, seed=t.seed, ignore_eos=True)
         n = 0
         async for ch in backend.stream(ids, params, f"plain-{t.index}"):
             n += len(ch.token_ids)
@@ -59,7 +59,7 @@ async def _plain(backend, traces: Sequence[Trace], temperature: float) -> tuple[
     return sum(counts), time.monotonic() - t0
 
 
-async def run(samples: int, max_tokens: int, dtype: str) -> None:
+async def run(samples: int, max_tokens: int, dtype: str, warm: bool = True) -> None:
     from agent.backends.vllm_engine import VLLMEngineBackend
     from agent.models import default_model_dir
     from sandbox.pool import KernelPool, SandboxConfig
@@ -69,7 +69,7 @@ async def run(samples: int, max_tokens: int, dtype: str) -> None:
     await pool.start()
     try:
         roll = RolloutConfig(max_tokens=max_tokens, temperature=0.8, cell_timeout=5.0)
-        config = SolveConfig(samples=samples, tir_ratio=1.0, seed=1, rollout=roll)
+        config = SolveConfig(samples=samples, tir_ratio=1.0, seed=1, rollout=roll, warm_prefix=warm)
         await solve(PROBLEM, backend, pool, SolveConfig(samples=2, tir_ratio=1.0, rollout=roll))  # warm-up
         t0 = time.monotonic()
         result = await solve(PROBLEM, backend, pool, config)
@@ -101,8 +101,9 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--max-tokens", type=int, default=384)
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--no-warm-prefix", action="store_true", help="start all samples at once")
     a = p.parse_args()
-    asyncio.run(run(a.samples, a.max_tokens, a.dtype))
+    asyncio.run(run(a.samples, a.max_tokens, a.dtype, not a.no_warm_prefix))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class GenParams:
     top_p: float = 0.95
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks); backends that cannot, ignore it
 
 
 @dataclass(frozen=True)

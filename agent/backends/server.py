@@ -98,6 +98,8 @@ class ServerBackend:
         }
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.ignore_eos:
+            body["ignore_eos"] = True
         if params.seed is not None:
             body["seed"] = params.seed
         return body

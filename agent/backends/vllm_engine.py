@@ -138,6 +138,7 @@ class VLLMEngineBackend:
             seed=params.seed,
             stop=list(params.stop) or None,
             include_stop_str_in_output=True,
+            ignore_eos=params.ignore_eos,
             output_kind=RequestOutputKind.DELTA,
         )
 
