@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UserError
+from agent.jsonl import read_jsonl
 from agent.types import Problem
 
 # short name -> file in the shared data folder
@@ -61,17 +62,7 @@ def data_dir() -> Path:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {line_no}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path} line {line_no}: expected a JSON object, got {type(row).__name__}")
-            yield line_no, row
+    return read_jsonl(path)
 
 
 def _read_json(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

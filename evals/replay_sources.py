@@ -17,7 +17,6 @@ This module does no simulation (evals/replay_sim.py) and no grading beyond readi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from agent.answers import normalize_integer
 from agent.errors import UserError
+from agent.jsonl import read_jsonl
 from agent.types import Answer, Trace
 
 GOLD_PLACEHOLDER = 1_000_000
@@ -63,17 +63,7 @@ class Source:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path} line {n}: expected a JSON object")
-                yield n, row
+        yield from read_jsonl(path)
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     except UnicodeDecodeError:

@@ -25,7 +25,6 @@ Not covered: downloading data, deduplication across files, or tokenising for GRP
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 
 from agent.answers import extract_answer, is_correct
 from agent.errors import UserError
+from agent.jsonl import read_jsonl
 from agent.types import Problem, Step, Trace
 
 _OUTPUT_RE = re.compile(r"(```output\n.*?```\n?)", re.DOTALL)
@@ -83,17 +83,7 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             ds = ds["train"] if "train" in ds else ds[next(iter(ds.keys()))]
         yield from enumerate(ds, 1)
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path} line {n}: expected a JSON object")
-            yield n, row
+    yield from read_jsonl(path)
 
 
 def _split_outputs(text: str) -> list[tuple[str, bool]]:
