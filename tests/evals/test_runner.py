@@ -3,13 +3,16 @@ resuming after a crash without loss or duplicates, several backends, Kaggle mode
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.errors import UserError
+from agent.solve import solve
 from agent.types import Problem
 from evals.fakes import FakeBackend, FakePool
 from evals.metrics import run_metrics
@@ -21,10 +24,10 @@ CFG = RunConfig(samples=4, tir_ratio=0.5, max_tokens=400, concurrency=2)
 
 
 async def _run(run_dir: Path, backends: list[FakeBackend] | None = None, cfg: RunConfig = CFG,
-               problems: list[Problem] = PROBLEMS) -> None:
+               problems: list[Problem] = PROBLEMS, **kw: Any) -> None:
     store = open_store(str(run_dir), problems, cfg, "test")
     try:
-        await run_problems(problems, backends or [FakeBackend(answers=[42, 7, 42])], FakePool(), cfg, store)
+        await run_problems(problems, backends or [FakeBackend(answers=[42, 7, 42])], FakePool(), cfg, store, **kw)
     finally:
         store.close()
 
@@ -100,7 +103,14 @@ async def test_kaggle_order_budget_and_no_time(tmp_path: Path) -> None:
     # a budget spent by the first problem: the others are recorded unanswered
     slow = tmp_path / "slow"
     cfg2 = RunConfig(samples=1, tir_ratio=0.0, max_tokens=400, kaggle=True, time_budget=0.05, scheduler="flat")
-    await _run(slow, [FakeBackend(answers=[42], pad=400, chunk=1, delay=0.002)], cfg=cfg2)
+
+    async def overrunning_solve(*args: Any, **kwargs: Any) -> Any:
+        result = await solve(*args, **kwargs)
+        await asyncio.sleep(0.06)  # the problem overruns its budget (e.g. a cell still finishing)
+        return result
+
+    await _run(slow, [FakeBackend(answers=[42], pad=400, chunk=1, delay=0.002)], cfg=cfg2,
+               solve_fn=overrunning_solve)
     recs = sorted(read_run(slow).problems.values(), key=lambda r: r.position)
     reasons = [r.stop_reason for r in recs]
     assert len(recs) == 5 and reasons[0] == "time" and reasons[-1] == "no_time"
