@@ -65,6 +65,9 @@ class SandboxConfig:
     """bubblewrap executable (a missing one degrades "auto" isolation)."""
     cleanup_each_cell: bool = True
     """kill processes a cell left behind (daemons, pools) after every cell."""
+    nice: int = 5
+    """scheduling niceness added to every kernel process, so model code never starves the engine
+    and the agent loop of CPU (0 keeps the caller's priority)."""
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """extra environment variables for the kernel, on top of the allow-list."""
 

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,17 @@ def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dic
     return conn
 
 
+def _lower_priority(nice: int) -> Callable[[], None] | None:
+    """A pre-exec hook that lowers the kernel's CPU priority (inherited by all it starts)."""
+    if nice <= 0:
+        return None
+
+    def hook() -> None:
+        os.nice(nice)
+
+    return hook
+
+
 def limits(config: SandboxConfig) -> dict[str, int]:
     mb = 1024 * 1024
     return {"AS": config.memory_mb * mb, "FSIZE": config.file_size_mb * mb, "NOFILE": config.open_files,
@@ -218,6 +230,6 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_lower_priority(config.nice),
         )
     return KernelProcess(proc, str(runtime), uid, cgroup, conn)

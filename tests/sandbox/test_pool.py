@@ -130,3 +130,19 @@ async def test_close_kills_every_process_and_removes_dirs() -> None:
 def test_pool_size_must_be_positive() -> None:
     with pytest.raises(UserError, match="at least 1"):
         KernelPool(0)
+
+
+async def test_kernels_run_at_lower_cpu_priority() -> None:
+    """Model code must not starve the engine and the agent loop of CPU (SandboxConfig.nice)."""
+    import os
+
+    from sandbox.pool import KernelPool, SandboxConfig
+
+    pool = KernelPool(1, SandboxConfig(nice=7))
+    await pool.start()
+    try:
+        async with pool.session() as s:
+            r = await s.run("import os; print(os.nice(0))")
+        assert r.status == "ok" and int(r.output.strip()) == os.nice(0) + 7
+    finally:
+        await pool.close()
