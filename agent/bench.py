@@ -6,7 +6,9 @@ process:
      model write code, which runs in real kernels and is fed back);
   2. plain generation: the same N prompts, each asked for as many tokens as its agent sample
      generated, with no stop strings and no tools;
-and prints generated tokens/s for both and their ratio (target >= 0.9 here). Then it measures
+and prints generated tokens/s for both and their ratio (target >= 0.9 here), over a few repeated
+pairs after a full-size warm-up. The same comparison for CoT-only samples shows the loop's own
+cost apart from the tool rounds (extra requests, kernel CPU). Then it measures
 how long a settled problem takes to stop: a policy stops the problem when the first sample
 finishes, and the time from that decision to `solve` returning (all other requests aborted) is
 printed. Figures only: nothing is asserted.
@@ -88,6 +90,14 @@ async def run(samples: int, max_tokens: int, dtype: str, warm: bool = True, reps
         agent_rate, plain_rate = totals[0] / totals[1], totals[2] / totals[3]
         print(f"engine tokens/s under the agent: {agent_rate:.1f}; plain generation: {plain_rate:.1f}")
         print(f"ratio agent/plain tokens per second: {agent_rate / plain_rate:.3f}  (target >= 0.9)")
+        # the loop alone, without tools: CoT samples through solve vs the same plain requests
+        t0 = time.monotonic()
+        cot = await solve(PROBLEM, backend, None, replace(config, tir_ratio=0.0, seed=7))
+        cot_s = time.monotonic() - t0
+        cot_tok = sum(t.tokens for t in cot.traces)
+        cplain_tok, cplain_s = await _plain(backend, cot.traces, 0.8)
+        print(f"CoT only (loop, no tools): agent {cot_tok / cot_s:.1f} tok/s, plain {cplain_tok / cplain_s:.1f} "
+              f"tok/s, ratio {(cot_tok / cot_s) / (cplain_tok / cplain_s):.3f}")
         policy = StopAtFirst()
         long_roll = RolloutConfig(max_tokens=max_tokens * 4, temperature=0.8, cell_timeout=5.0)
         cfg = SolveConfig(samples=samples, tir_ratio=0.5, seed=2, rollout=long_roll)

@@ -97,7 +97,8 @@ def test_cli_solve_json_and_trace(tmp_path: Path) -> None:
 
 @pytest.mark.server
 def test_cli_solve_against_local_server(server_url: str, default_model_dir: Path) -> None:
-    out = _solve_cli(PROBLEM.text, "--server", server_url, "--model", str(default_model_dir),
-                     "--samples", "2", "--max-tokens", "96", "--json")
+    out = _solve_cli("--dataset", "aime2025", "--id", "2025-I-1", "--server", server_url,
+                     "--model", str(default_model_dir), "--samples", "2", "--max-tokens", "96", "--json")
+    assert out["problem"]["id"] == "2025-I-1" and out["problem"]["answer"] == "70"
     assert len(out["samples"]) == 2 and all(s["tokens"] > 0 for s in out["samples"])
-    assert out["samples"][1]["mode"] == "tir"
+    assert out["samples"][1]["mode"] == "tir" and out["correct"] in (True, False)
