@@ -22,40 +22,43 @@ from agent.solve import SolveConfig
 from agent.types import Problem
 
 
-def add_agent_args(p: argparse.ArgumentParser) -> None:
-    """Flags shared by `solve`, `eval` and `gen-tir`: model, sampling, budgets, sandbox."""
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Model and engine flags, shared by `solve`, `eval` and `gen-tir`."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="HF hub id or local folder (default: built-in SmolLM2-135M-Instruct)")
-    g.add_argument("--server", action="append", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--model", help="HF hub id or local folder (default: built-in SmolLM2-135M-Instruct); "
+                   "with --server, the served model (for its tokenizer)")
+    g.add_argument("--server", action="append", help="OpenAI-compatible server URL, e.g. "
+                   "http://127.0.0.1:8000/v1 (eval: repeat to spread problems over several servers)")
     g.add_argument("--engine", choices=("vllm", "hf"), default="vllm", help="in-process engine (default vllm)")
-    g.add_argument("--dtype", default="auto", help="model dtype for the in-process engine")
+    g.add_argument("--dtype", help="engine dtype (default: float32 for the built-in model, else auto)")
     g.add_argument("--max-model-len", type=int, default=None, help="context length for the engine")
     g.add_argument("--tensor-parallel-size", type=int, default=None, help="GPUs per engine (GPU only)")
     g.add_argument("--gpu-memory-utilization", type=float, default=None, help="GPU only")
     g.add_argument("--prompt-family", default="auto", help="auto | r1 | qwen | small | gpt-oss")
+
+
+def add_sampling_args(p: argparse.ArgumentParser, samples: int, tir_ratio: bool = True) -> argparse._ArgumentGroup:
+    """Sampling and per-sample budget flags, shared by `solve`, `eval` and `gen-tir`."""
     s = p.add_argument_group("sampling")
-    s.add_argument("--samples", type=int, default=8, help="samples per problem (default 8)")
-    s.add_argument("--tir-ratio", type=float, default=0.5, help="share of TIR samples, 0..1 (default 0.5)")
+    s.add_argument("--samples", type=int, default=samples, help=f"samples per problem (default {samples})")
+    if tir_ratio:
+        s.add_argument("--tir-ratio", type=float, default=0.5, help="share of TIR samples, 0..1 (default 0.5)")
     s.add_argument("--max-tokens", type=int, default=8192, help="generated tokens per sample (default 8192)")
     s.add_argument("--temperature", type=float, default=0.6)
     s.add_argument("--top-p", type=float, default=0.95)
     s.add_argument("--seed", type=int, default=0, help="base seed; per-sample seeds are derived")
     s.add_argument("--max-tool-calls", type=int, default=8, help="code cells per sample (default 8)")
     s.add_argument("--cell-timeout", type=float, default=10.0, help="seconds per code cell (default 10)")
-    s.add_argument("--time-budget", type=float, default=None, help="wall seconds per problem")
     s.add_argument("--policy", default="fixed", help="stop policy, e.g. fixed, consistency:4/5, agree:3")
     s.add_argument("--weight", default="uniform", help="vote weights: uniform, tir_clean, aimo2, fitted:PATH")
-    s.add_argument("--concurrency", type=int, default=None, help="samples in flight per problem")
-    s.add_argument("--modulus", type=int, default=None, help="reduce integer answers mod this (AIMO: 1000)")
-    s.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto",
-                   help="kernel isolation; 'none' runs model code unisolated (explicit opt-in)")
+    return s
 
 
-def config_from_args(a: argparse.Namespace) -> SolveConfig:
-    """Build SolveConfig from parsed flags; bad values raise UserError."""
+def check_sampling_args(a: argparse.Namespace, tir_ratio: float) -> None:
+    """Validate the shared flags (and --time-budget); a bad value raises UserError."""
     checks = [
         (a.samples >= 1, "--samples must be at least 1"),
-        (0.0 <= a.tir_ratio <= 1.0, "--tir-ratio must be between 0 and 1"),
+        (0.0 <= tir_ratio <= 1.0, "--tir-ratio must be between 0 and 1"),
         (a.max_tokens >= 1, "--max-tokens must be positive"),
         (a.max_tool_calls >= 0, "--max-tool-calls must be 0 or more"),
         (a.cell_timeout > 0, "--cell-timeout must be positive"),
@@ -69,8 +72,13 @@ def config_from_args(a: argparse.Namespace) -> SolveConfig:
     from agent.policy import make_policy
     from agent.vote import make_weight
 
-    make_policy(a.policy)  # validate early: raises UserError on a bad spec
+    make_policy(a.policy)  # raises UserError on a bad spec
     make_weight(a.weight)
+
+
+def config_from_args(a: argparse.Namespace) -> SolveConfig:
+    """Build SolveConfig from parsed flags; bad values raise UserError."""
+    check_sampling_args(a, a.tir_ratio)
     roll = RolloutConfig(
         max_tokens=a.max_tokens,
         max_tool_calls=a.max_tool_calls,
@@ -92,8 +100,9 @@ def config_from_args(a: argparse.Namespace) -> SolveConfig:
 
 
 def backend_options(a: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"dtype": a.dtype}
-    for key in ("max_model_len", "tensor_parallel_size", "gpu_memory_utilization"):
+    """Engine options given on the command line (those not given are left to `open_backend`)."""
+    opts: dict[str, Any] = {}
+    for key in ("dtype", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization"):
         if getattr(a, key) is not None:
             opts[key] = getattr(a, key)
     return opts
@@ -142,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--trace", help="write every sample's full trace to this JSONL file")
     p.add_argument("--quiet", action="store_true", help="no live view")
-    add_agent_args(p)
+    add_model_args(p)
+    s = add_sampling_args(p, samples=8)
+    s.add_argument("--time-budget", type=float, default=None, help="wall seconds for the problem")
+    s.add_argument("--concurrency", type=int, default=None, help="samples in flight (default: all)")
+    s.add_argument("--modulus", type=int, default=None, help="reduce integer answers mod this (AIMO: 1000)")
+    s.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto",
+                   help="kernel isolation; 'none' runs model code unisolated (explicit opt-in)")
     return p
 
 

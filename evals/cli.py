@@ -35,27 +35,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_agent_args(p: argparse.ArgumentParser, tir_ratio: bool = True) -> None:
-    m = p.add_argument_group("model")
-    m.add_argument("--model", help="HF hub id or local folder (default: built-in SmolLM2-135M-Instruct); "
-                   "with --server, the served model (for its tokenizer)")
-    m.add_argument("--server", action="append", help="OpenAI-compatible server URL; repeat to spread problems "
-                   "over several servers")
-    m.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
-    m.add_argument("--dtype", help="engine dtype (default: float32 for the built-in model, else auto)")
-    m.add_argument("--max-model-len", type=int)
-    m.add_argument("--prompt-family", default="auto", help="auto | r1 | qwen | small | gpt-oss")
-    s = p.add_argument_group("sampling")
-    s.add_argument("--samples", type=int, default=4, help="samples per problem (default 4)")
-    if tir_ratio:
-        s.add_argument("--tir-ratio", type=float, default=0.5, help="share of TIR samples (default 0.5)")
-    s.add_argument("--max-tokens", type=int, default=8192, help="generated tokens per sample")
-    s.add_argument("--temperature", type=float, default=0.6)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--seed", type=int, default=0, help="base seed; per-sample seeds are derived")
-    s.add_argument("--max-tool-calls", type=int, default=8)
-    s.add_argument("--cell-timeout", type=float, default=10.0)
-    s.add_argument("--policy", default="fixed", help="stop policy: fixed, consistency:4/5, agree:3, ...")
-    s.add_argument("--weight", default="uniform", help="vote weights: uniform, tir_clean, ...")
+    from agent.cli_solve import add_model_args, add_sampling_args
+
+    add_model_args(p)
+    s = add_sampling_args(p, samples=4, tir_ratio=tir_ratio)
     s.add_argument("--time-budget", type=float, help="seconds per problem; with --kaggle, for the whole run "
                    "(default there: 6 minutes a problem, i.e. 50 problems in 5 hours)")
     r = p.add_argument_group("run")
@@ -80,22 +63,12 @@ def _problems(a: argparse.Namespace) -> list[Problem]:
 
 def _run_config(a: argparse.Namespace, tir_ratio: float, kaggle: bool = False, scheduler: str = "bank",
                 record_tokens: bool = False) -> RunConfig:
-    checks = [
-        (a.samples >= 1, "--samples must be at least 1"), (0.0 <= tir_ratio <= 1.0, "--tir-ratio must be in 0..1"),
-        (a.max_tokens >= 1, "--max-tokens must be positive"), (a.concurrency >= 1, "--concurrency must be >= 1"),
-        (a.max_tool_calls >= 0, "--max-tool-calls must be >= 0"), (a.cell_timeout > 0, "--cell-timeout must be > 0"),
-        (a.time_budget is None or a.time_budget > 0, "--time-budget must be positive"),
-        (a.temperature >= 0, "--temperature must be >= 0"), (0 < a.top_p <= 1, "--top-p must be in (0, 1]"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
     from agent.budget import make_scheduler
-    from agent.policy import make_policy
-    from agent.vote import make_weight
+    from agent.cli_solve import check_sampling_args
 
-    make_policy(a.policy)
-    make_weight(a.weight)
+    check_sampling_args(a, tir_ratio)
+    if a.concurrency < 1:
+        raise UserError("--concurrency must be >= 1")
     make_scheduler(scheduler, 1.0, 1)
     model = a.model or ("server" if a.server else "default")
     return RunConfig(
@@ -109,10 +82,9 @@ def _run_config(a: argparse.Namespace, tir_ratio: float, kaggle: bool = False, s
 
 async def _open_backends(a: argparse.Namespace) -> list[Any]:
     from agent.backends import open_backend
+    from agent.cli_solve import backend_options
 
-    opts: dict[str, Any] = {"dtype": a.dtype} if a.dtype else {}
-    if a.max_model_len is not None:
-        opts["max_model_len"] = a.max_model_len
+    opts = backend_options(a)
     if a.server:
         return [await open_backend(model=a.model, server=url, engine=a.engine) for url in a.server]
     return [await open_backend(model=a.model, engine=a.engine, **opts)]
