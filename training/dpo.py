@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.models import load_model, load_tokenizer, make_config, peft_config, save_final
+from training.models import load_model, load_tokenizer, make_config, train_and_save
 
 
 def run_dpo(recipe: Any) -> tuple[Path, dict[str, float]]:
@@ -23,13 +23,4 @@ def run_dpo(recipe: Any) -> tuple[Path, dict[str, float]]:
     dataset = build_dpo_dataset(recipe, family)
     model = load_model(recipe, path)
     config = make_config(DPOConfig, recipe, beta=recipe.beta or 0.1, max_length=recipe.max_length)
-    trainer = DPOTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config(recipe),
-    )
-    result = trainer.train()
-    out = save_final(trainer, recipe, tokenizer)
-    return out, {"train_loss": float(result.training_loss), "rows": float(len(dataset))}
+    return train_and_save(DPOTrainer, recipe, config, model, dataset, tokenizer)

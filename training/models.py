@@ -131,3 +131,18 @@ def save_final(trainer: Any, recipe: Any, tokenizer: Any) -> Path:
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     return out
+
+
+def train_and_save(trainer_cls: Any, recipe: Any, config: Any, model: Any, dataset: Any,
+                   tokenizer: Any) -> tuple[Path, dict[str, float]]:
+    """Build a TRL trainer of the usual shape, train, save the final folder; (folder, metrics)."""
+    trainer = trainer_cls(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config(recipe),
+    )
+    result = trainer.train()
+    out = save_final(trainer, recipe, tokenizer)
+    return out, {"train_loss": float(result.training_loss), "rows": float(len(dataset))}

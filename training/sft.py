@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.models import load_model, load_tokenizer, make_config, peft_config, save_final
+from training.models import load_model, load_tokenizer, make_config, train_and_save
 
 
 def run_sft(recipe: Any) -> tuple[Path, dict[str, float]]:
@@ -23,13 +23,4 @@ def run_sft(recipe: Any) -> tuple[Path, dict[str, float]]:
     dataset = build_sft_dataset(recipe, tokenizer, family)
     model = load_model(recipe, path)
     config = make_config(SFTConfig, recipe, max_length=recipe.max_length, dataset_num_proc=None)
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config(recipe),
-    )
-    result = trainer.train()
-    out = save_final(trainer, recipe, tokenizer)
-    return out, {"train_loss": float(result.training_loss), "rows": float(len(dataset))}
+    return train_and_save(SFTTrainer, recipe, config, model, dataset, tokenizer)
