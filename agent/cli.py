@@ -9,6 +9,7 @@ one line on stderr and exit code 2. This module does no work of its own.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # asyncio warns "Unknown child process pid" when the sandbox reaps a killed kernel itself
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     if name not in COMMANDS:
         print(f"tirmath: error: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -203,7 +203,7 @@ async def _run(problem: Problem, config: SolveConfig, a: argparse.Namespace) -> 
     backend = None
     try:
         backend = await open_backend(model=a.model, server=servers[0] if servers else None, engine=a.engine, **backend_options(a))
-        view = make_view(f"problem {problem.id}", quiet=a.quiet)
+        view = make_view(f"tirmath solve: {problem.id}", quiet=a.quiet)
         try:
             return await solve(problem, backend, pool, config, on_event=view)
         finally:
