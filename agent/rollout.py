@@ -29,6 +29,7 @@ from agent.prompts import prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 
 CODE_STOP = "```\n"
+_RELEASING: set[asyncio.Future] = set()  # sessions being handed back in the background
 _OPEN_RE = re.compile(r"```(?:python|py)[ \t]*\n")
 
 
@@ -276,13 +277,13 @@ async def rollout(
             if deadline is not None and deadline.passed():
                 finish = "time"
                 break
-    except asyncio.CancelledError:
-        raise
     except Exception as e:  # a backend failure ends this sample, not the problem
         finish, error = "error", f"{type(e).__name__}: {e}"
     finally:
         if session is not None:
-            asyncio.ensure_future(_release_later(pool, session, st.running))
+            task = asyncio.ensure_future(_release_later(pool, session, st.running))
+            _RELEASING.add(task)  # keep a reference until it is done (asyncio holds only weak ones)
+            task.add_done_callback(_RELEASING.discard)
     if st.pending:
         st.steps.append(Step("text", st.pending))
         st.pending = ""

@@ -151,12 +151,13 @@ async def solve(
             done.append(t)
             if on_trace is not None:
                 on_trace(t)
-            current = vote(voters(done), weight)
+            counted = voters(done)
+            current = vote(counted, weight)
             emit(on_event, Event("vote", t.index, vote=current))
             if cancel.is_set():
                 continue
             extend(time.monotonic() - start)
-            reason = policy.decide(voters(done), config.samples, time.monotonic() - start, budget)
+            reason = policy.decide(counted, config.samples, time.monotonic() - start, budget)
             if reason:
                 stop_reason = reason
                 cancel.set()

@@ -33,7 +33,7 @@ from typing import Any
 
 from agent.backends.base import Backend
 from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, solve
+from agent.solve import ReviseFn, SolveConfig, solve
 from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
 from evals.store import RunData, RunStore, problem_record, sample_record
@@ -131,11 +131,10 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
                      progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
-                     revise: Any = None) -> Result:
+                     revise: ReviseFn | None = None) -> Result:
     skip = store.data.traces(problem.id)
-    extra = {"revise": revise} if revise is not None else {}
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
-                            on_trace=_Recorder(problem, store, progress), skip=skip, **extra)
+                            on_trace=_Recorder(problem, store, progress), skip=skip, revise=revise)
     _finish(store, progress, problem, result, config.samples, budget)
     return result
 
