@@ -24,6 +24,12 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks); backends that cannot, ignore it
+    min_p: float = 0.0  # drop tokens below min_p x the top token's probability (0: off)
+    stop_token_ids: tuple[int, ...] = ()  # stop on these ids (harmony's <|call|>, <|return|>)
+    logprobs: int | None = None  # return the top-k logprobs of every generated token (Chunk.logprobs)
+    # Per-request settings for the engine's custom logits processors (vLLM `extra_args`, the
+    # server's `vllm_xargs`), e.g. the thought-switching penalty; None: none.
+    extra_args: tuple[tuple[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class Chunk:
     token_ids: tuple[int, ...]
     finish_reason: str | None = None
     stop_reason: str | None = None
+    # with GenParams.logprobs=k: per new token, the top-k (token id, logprob) pairs
+    logprobs: tuple[tuple[tuple[int, float], ...], ...] | None = None
 
 
 @runtime_checkable
