@@ -6,7 +6,9 @@ the whole process tree is killed and a fresh kernel started in the background (t
 `state_lost`). A kernel that dies (segfault, os._exit, OOM kill) is noticed within ~0.1 s and
 replaced the same way; one found dead before a cell makes that cell's status "restarted".
 Output is capped and made safe by output.py; a flooding cell is stopped. One cell at a time per
-session (a lock); many sessions run concurrently in one event loop. Pooling is in pool.py.
+session (a lock); many sessions run concurrently in one event loop. Pooling is in pool.py: by
+default a session serves one sample and is then closed; `recycle()` (reset in place) is the
+`reuse` opt-in for trusted code.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from queue import Empty
 from typing import Any, Literal
 
@@ -56,6 +58,8 @@ class KernelSession:
     """One sample's kernel. Create with `await KernelSession.create(report, config, base_dir)`."""
 
     def __init__(self, report: IsolationReport, config: SandboxConfig, base: str) -> None:
+        if config.reuse:  # the kernel snapshots its state at start so recycle() can reset it
+            config = replace(config, extra_env=(*config.extra_env, ("TIRMATH_SANDBOX_RESET", "1")))
         self.report, self.config, self.base = report, config, base
         self._kp: KernelProcess | None = None
         self._kc: AsyncKernelClient | None = None
@@ -281,8 +285,9 @@ class KernelSession:
 
     # ---- pool support --------------------------------------------------------------------
     async def recycle(self) -> str:
-        """Make this kernel clean for a new session: reset in place, or replace it.
-        Returns "reset" or "replaced: <why>"."""
+        """With `config.reuse` only (trusted code): make this kernel clean for a new session by a
+        reset in place, or replace it. Returns "reset" or "replaced: <why>". Without `reuse` the
+        pool destroys a returned session (close()) and hands out a fresh kernel instead."""
         async with self._lock:
             with contextlib.suppress(Exception):
                 await self._settle()

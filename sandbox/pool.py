@@ -67,6 +67,7 @@ class KernelPool:
         self._start_limit = asyncio.Semaphore(max(2, os.cpu_count() or 2))
         # "destroyed" / "reset" / "replaced" -> count (diagnostics)
         self.recycled: dict[str, int] = {}
+        self.retired_uids: set[int] = set()  # private uids of destroyed kernels (tests: strays)
 
     async def start(self) -> None:
         """Probe isolation (UserError if unavailable and isolation is not "none"), start kernels."""
@@ -158,6 +159,7 @@ class KernelPool:
     async def _destroy(self, s: KernelSession) -> None:
         self._sessions.discard(s)
         await s.close()
+        self.retired_uids |= s.uids
 
     async def _recycle(self, s: KernelSession) -> None:
         try:

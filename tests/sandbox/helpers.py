@@ -65,7 +65,7 @@ class Listener:
 
 
 def stray_processes(pool: KernelPool, patience: float = 5.0) -> list[str]:
-    """Host processes running as a kernel's uid outside every live kernel's cgroup/tree, after
+    """Host processes running as a kernel's uid (live or destroyed) outside every live kernel's cgroup/tree, after
     giving killed ones `patience` seconds to go (a process stuck in memory reclaim dies slowly)."""
     deadline = time.monotonic() + patience
     while True:
@@ -76,7 +76,7 @@ def stray_processes(pool: KernelPool, patience: float = 5.0) -> list[str]:
 
 
 def _strays(pool: KernelPool) -> list[str]:
-    uids = {u for s in pool.kernels for u in s.uids}
+    uids = {u for s in pool.kernels for u in s.uids} | pool.retired_uids
     known: set[int] = set()
     for s in pool.kernels:
         known |= s.all_pids()
