@@ -120,13 +120,13 @@ async def _run(problem: Problem, engine: EngineConfig, config: SolveConfig, sand
     from agent.backends import open_backend
     from agent.solve import plan_modes, solve
     from agent.view import make_view
-    from sandbox.pool import KernelPool, SandboxConfig
+    from sandbox.pool import KernelPool
 
     pool = None
     n_tir = plan_modes(config.samples, config.tir_ratio).count("tir")
     if n_tir:
         pool = KernelPool(sandbox.kernels or min(n_tir, config.concurrency or n_tir),
-                          SandboxConfig(isolation=sandbox.sandbox))
+                          sandbox.sandbox_config())
         await pool.start()
     backend = None
     try:

@@ -25,9 +25,12 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.errors import UserError
+
+if TYPE_CHECKING:
+    from sandbox.config import SandboxConfig
 
 SPEC = "tirmath"  # metadata key holding a field's Spec (argparse never sees it)
 
@@ -196,6 +199,17 @@ class SandboxSettings:
         "an explicit opt-in)")
     kernels: int | None = setting(None, "warm kernels in the pool (default: one per TIR sample in flight, "
                                   "at most 16)", lo=1)
+    warm_kernels: int | None = setting(None, "spare kernels kept started and idle so a sample's kernel is "
+                                       "handed out at once (default: as many as the pool's kernels)", lo=0)
+    sandbox_reuse: bool = setting(False, "reset a finished sample's kernel in place and give it to the next "
+                                  "sample instead of a fresh kernel: faster, but state a cell hides (patched "
+                                  "libraries, threads, /tmp files) can reach later samples; trusted code only")
+
+    def sandbox_config(self) -> SandboxConfig:
+        """The pool's `sandbox.config.SandboxConfig` for these settings."""
+        from sandbox.config import SandboxConfig
+
+        return SandboxConfig(isolation=self.sandbox, reuse=self.sandbox_reuse, spares=self.warm_kernels)
 
 
 CONFIG_GROUPS: tuple[type, ...] = (EngineConfig, RolloutConfig, SolveConfig, SandboxSettings)

@@ -132,9 +132,9 @@ async def _execute(b: Batch, problems: list[Problem], store: Any, label: str) ->
     backends: list[Any] = []
     try:
         if b.config.tir_ratio > 0:
-            from sandbox.pool import KernelPool, SandboxConfig
+            from sandbox.pool import KernelPool
 
-            pool = KernelPool(_pool_size(b), SandboxConfig(isolation=b.sandbox.sandbox))
+            pool = KernelPool(_pool_size(b), b.sandbox.sandbox_config())
             await pool.start()
         backends = await _open_backends(b.engine)
         progress = Progress(len(problems) * b.config.samples, len(problems), enabled=not b.run.quiet, label=label)
