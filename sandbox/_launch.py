@@ -78,6 +78,13 @@ def apply_landlock(read_paths: list[str], write_paths: list[str]) -> int:
 
 
 def run(spec: dict) -> None:
+    confine(spec)
+    argv = spec["argv"]
+    os.execv(argv[0], argv)
+
+
+def confine(spec: dict) -> None:
+    """Every step of `spec` but the exec (also used by template.py on a forked kernel)."""
     for procs in spec.get("cgroup_procs", []):
         with open(procs, "w") as f:
             f.write(str(os.getpid()))
@@ -95,8 +102,6 @@ def run(spec: dict) -> None:
         apply_landlock(ll["read"], ll["write"])
     if spec.get("no_new_privs"):
         ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)
-    argv = spec["argv"]
-    os.execv(argv[0], argv)
 
 
 def main() -> None:

@@ -70,6 +70,10 @@ class SandboxConfig:
     """warm kernels kept started and idle, ready to hand out, on top of those in use (None: as
     many as the pool's size). Each hand-out starts a replacement in the background. Without
     `reuse` only; with `reuse` the pool keeps exactly `size` kernels."""
+    template: bool = True
+    """fork new kernels from a pre-imported template process (see template.py) where the isolation
+    allows it (bubblewrap, as root): same namespaces, uid and cgroup per kernel, a fraction of a
+    cold start. Off, or elsewhere: every kernel is cold-started."""
     bwrap: str = "bwrap"
     """bubblewrap executable (a missing one degrades "auto" isolation)."""
     cleanup_each_cell: bool = True

@@ -27,6 +27,7 @@ from sandbox.config import SandboxConfig
 from sandbox.isolation import IsolationReport
 from sandbox.launch import KernelProcess, start_process
 from sandbox.output import OutputCollector
+from sandbox.template import KernelTemplate
 
 ExecStatus = Literal["ok", "error", "timeout", "oom", "crashed", "restarted"]
 POLL = 0.1  # seconds between liveness checks while a cell runs
@@ -57,10 +58,11 @@ class KernelStartError(RuntimeError):
 class KernelSession:
     """One sample's kernel. Create with `await KernelSession.create(report, config, base_dir)`."""
 
-    def __init__(self, report: IsolationReport, config: SandboxConfig, base: str) -> None:
+    def __init__(self, report: IsolationReport, config: SandboxConfig, base: str,
+                 template: KernelTemplate | None = None) -> None:
         if config.reuse:  # the kernel snapshots its state at start so recycle() can reset it
             config = replace(config, extra_env=(*config.extra_env, ("TIRMATH_SANDBOX_RESET", "1")))
-        self.report, self.config, self.base = report, config, base
+        self.report, self.config, self.base, self.template = report, config, base, template
         self._kp: KernelProcess | None = None
         self._kc: AsyncKernelClient | None = None
         self._lock = asyncio.Lock()
@@ -72,15 +74,19 @@ class KernelSession:
         self.start_seconds = 0.0
 
     @classmethod
-    async def create(cls, report: IsolationReport, config: SandboxConfig, base: str) -> KernelSession:
-        s = cls(report, config, base)
+    async def create(cls, report: IsolationReport, config: SandboxConfig, base: str,
+                     template: KernelTemplate | None = None) -> KernelSession:
+        s = cls(report, config, base, template)
         await s._start()
         return s
 
     # ---- process lifecycle -------------------------------------------------------------
     async def _start(self) -> None:
         t0 = time.monotonic()
-        kp = await start_process(self.report, self.config, self.base)
+        if self.template is not None:
+            kp = await self.template.start_process(self.report, self.config, self.base)
+        else:
+            kp = await start_process(self.report, self.config, self.base)
         if kp.uid is not None:
             self.uids.add(kp.uid)
         kc = AsyncKernelClient(context=zmq.asyncio.Context.instance())

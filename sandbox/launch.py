@@ -46,6 +46,7 @@ class KernelProcess:
     uid: int | None
     cgroup: KernelCgroup | None
     connection: dict[str, Any]
+    command: list[str] = field(default_factory=list)  # the isolated command started
     kernel_pid: int | None = None  # host pid of the ipykernel process, once found
     keep: set[int] = field(default_factory=set)  # host pids of launcher/bwrap/kernel chain
 
@@ -205,8 +206,10 @@ def limits(config: SandboxConfig) -> dict[str, int]:
             "CORE": 0, "NPROC": config.max_processes}
 
 
-async def start_process(report: IsolationReport, config: SandboxConfig, base: str) -> KernelProcess:
-    """Launch one kernel process; the caller connects to `connection` and waits for it."""
+async def start_process(report: IsolationReport, config: SandboxConfig, base: str,
+                        argv: list[str] | None = None) -> KernelProcess:
+    """Launch one kernel process; the caller connects to `connection` and waits for it.
+    `argv` replaces the kernel command (template.py starts a placeholder to fork a kernel into)."""
     token = secrets.token_hex(4)
     uid = secrets.choice(range(*UID_RANGE)) if report.drop_uid else None
     runtime = Path(base) / f"k-{token}"
@@ -223,7 +226,7 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
     if report.cgroups is not None:
         mem = (config.memory_mb + 256) * 1024 * 1024
         cgroup = report.cgroups.create(f"tirmath-{os.getpid()}-{token}", mem, config.max_processes)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
+    argv = argv or [sys.executable, "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
     cmd = isolation.launch_argv(report, limits(config), str(runtime), uid,
                                 cgroup.procs_files if cgroup else (), argv, config.disk_mb)
     with open(runtime / "kernel.log", "wb") as log:
@@ -232,4 +235,4 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
             cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work),
             start_new_session=True, preexec_fn=_lower_priority(config.nice),
         )
-    return KernelProcess(proc, str(runtime), uid, cgroup, conn)
+    return KernelProcess(proc, str(runtime), uid, cgroup, conn, cmd)

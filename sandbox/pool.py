@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from sandbox import isolation
+from sandbox import isolation, template
 from sandbox.cgroups import sweep_stale
 from sandbox.config import SandboxConfig
 from sandbox.errors import UserError
@@ -63,6 +63,7 @@ class KernelPool:
         self._sessions: set[KernelSession] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._base = ""
+        self.template: template.KernelTemplate | None = None
         self._started = self._closed = False
         self._start_limit = asyncio.Semaphore(max(2, os.cpu_count() or 2))
         # "destroyed" / "reset" / "replaced" -> count (diagnostics)
@@ -84,6 +85,8 @@ class KernelPool:
         os.chmod(self._base, 0o711)
         self._started = True
         try:
+            if cfg.template and template.usable(self.isolation):
+                self.template = await self._start_template()
             sessions = await asyncio.gather(*(self._new_session() for _ in range(self.spares)))
         except BaseException:
             await self.close()
@@ -91,9 +94,16 @@ class KernelPool:
         for s in sessions:
             self._ready.put_nowait(s)
 
+    async def _start_template(self) -> template.KernelTemplate | None:
+        try:
+            return await template.KernelTemplate.start(self.config, self._base)
+        except (OSError, RuntimeError) as e:  # an optimisation only: cold starts still work
+            log.warning("%s; every kernel will be cold-started", e)
+            return None
+
     async def _new_session(self) -> KernelSession:
         async with self._start_limit:
-            s = await KernelSession.create(self.isolation, self.config, self._base)
+            s = await KernelSession.create(self.isolation, self.config, self._base, self.template)
         self._sessions.add(s)
         if self._closed:  # close() ran while this kernel was starting
             await self._destroy(s)
@@ -197,6 +207,8 @@ class KernelPool:
         await self.wait_idle()
         await asyncio.gather(*(s.close() for s in list(self._sessions)), return_exceptions=True)
         self._sessions.clear()
+        if self.template is not None:
+            await self.template.close()
         while not self._ready.empty():
             self._ready.get_nowait()
         if self._base:
