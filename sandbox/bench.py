@@ -1,6 +1,6 @@
 """`python -m sandbox.bench`: sandbox speed figures, with isolation on, against baselines.
 
-Prints: fresh-kernel start time (cold, one at a time, p50/p90); warm hand-out (acquire) from a
+Prints: fresh-kernel start time (cold and from the template, one at a time, p50/p90); warm hand-out (acquire) from a
 fresh-kernel pool and from a reuse-in-place pool; small-cell round trip; cells/s with N
 concurrent sessions when every sample gets a fresh kernel against reuse-in-place in the same
 run (as ratios: "burst" until the last sample ends, "sustained" until the pool is warm again,
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from sandbox import isolation
+from sandbox import isolation, template
 from sandbox.config import SandboxConfig
 from sandbox.kernel import KernelSession
 from sandbox.pool import KernelPool
@@ -59,18 +60,25 @@ def _subprocess_cell(code: str, n: int) -> list[float]:
     return out
 
 
-async def _cold_starts(config: SandboxConfig, n: int) -> list[float]:
-    """Start (and close) n kernels one after another, nothing else running in the pool."""
+async def _starts(config: SandboxConfig, n: int, use_template: bool) -> list[float]:
+    """Start (and close) n kernels one after another, cold or from the template."""
     report = await asyncio.to_thread(isolation.resolve, config.isolation, config.bwrap)
+    if use_template and not template.usable(report):
+        return []
     base = tempfile.mkdtemp(prefix="tirmath-sbx-")
     os.chmod(base, 0o711)
+    tmpl = await template.KernelTemplate.start(config, base) if use_template else None
     out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        s = await KernelSession.create(report, config, base)
-        out.append(time.perf_counter() - t)
-        await s.close()
-    os.rmdir(base)
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            s = await KernelSession.create(report, config, base, tmpl)
+            out.append(time.perf_counter() - t)
+            await s.close()
+    finally:
+        if tmpl is not None:
+            await tmpl.close()
+        shutil.rmtree(base, ignore_errors=True)
     return out
 
 
@@ -127,7 +135,8 @@ async def _throughput(config: SandboxConfig, sessions: int, samples: int, cells:
 async def _compare(config: SandboxConfig, a: argparse.Namespace) -> None:
     for n in a.concurrency:
         reuse = await _throughput(dataclasses.replace(config, reuse=True), n, a.samples, a.cells, a.think)
-        fresh = await _throughput(dataclasses.replace(config, spares=a.spares), n, a.samples, a.cells, a.think)
+        fresh = await _throughput(dataclasses.replace(config, spares=a.spares, template=not a.no_template),
+                                  n, a.samples, a.cells, a.think)
         rb, rs = reuse.cells / reuse.burst, reuse.cells / reuse.sustained
         fb, fs = fresh.cells / fresh.burst, fresh.cells / fresh.sustained
         head = f"{n} sessions x {a.samples} samples x {a.cells} cells"
@@ -141,8 +150,14 @@ async def run(a: argparse.Namespace) -> None:
     config = SandboxConfig(isolation=a.sandbox)
     print("\n".join((await asyncio.to_thread(isolation.resolve, a.sandbox, config.bwrap)).describe()))
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
-    cold = await _cold_starts(config, a.starts)
-    print(f"fresh kernel start, cold        {_ms(cold)}   (one at a time; no template: see pool.py)")
+    cold = await _starts(config, a.starts, False)
+    warm = await _starts(config, a.starts, True)
+    print(f"fresh kernel start, cold        {_ms(cold)}   (one at a time)")
+    if warm:
+        print(f"fresh kernel start, template    {_ms(warm)}   "
+              f"{statistics.median(cold) / statistics.median(warm):.1f}x faster than cold")
+    else:
+        print("fresh kernel start, template    not used here (needs bubblewrap as root)")
     hand_fresh = await _hand_outs(config, a.handouts)
     hand_reuse = await _hand_outs(dataclasses.replace(config, reuse=True), a.handouts)
     print(f"hand-out (acquire), fresh pool  {_ms(hand_fresh)}")
@@ -171,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", type=int, default=4, help="cells per sample in the throughput runs")
     p.add_argument("--think", type=float, default=0.0, help="seconds between a sample's cells (generation)")
     p.add_argument("--spares", type=int, help="warm spare kernels of the fresh pools (default: the pool size)")
-    p.add_argument("--starts", type=int, default=5, help="cold kernel starts timed one at a time")
+    p.add_argument("--starts", type=int, default=5, help="kernel starts timed one at a time (cold, template)")
+    p.add_argument("--no-template", action="store_true", help="fresh pools cold-start every kernel")
     p.add_argument("--handouts", type=int, default=5, help="hand-outs timed from a warm pool")
     p.add_argument("--round-trips", type=int, default=100, help="small cells timed in one session")
     p.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto")

@@ -115,15 +115,19 @@ class KernelPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _refill(self) -> None:
-        """Start one warm kernel for the queue; a failure reaches the next acquire()."""
-        try:
-            s: KernelSession | BaseException = await self._new_session()
-        except _PoolClosed:
-            return
-        except Exception as e:
-            log.warning("sandbox kernel could not be started: %s", e)
-            s = e
+    async def _refill(self, attempts: int = 2) -> None:
+        """Start one warm kernel for the queue (a second try after a failure, e.g. a start that
+        timed out on a busy box); a failure of both reaches the next acquire()."""
+        s: KernelSession | BaseException = RuntimeError("no attempt")
+        for _ in range(attempts):
+            try:
+                s = await self._new_session()
+                break
+            except _PoolClosed:
+                return
+            except Exception as e:
+                log.warning("sandbox kernel could not be started: %s", e)
+                s = e
         self._ready.put_nowait(s)
 
     @property

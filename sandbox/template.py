@@ -16,8 +16,11 @@ So each kernel still has its own uid, cgroup and namespaces; what kernels share 
 template is its read-only-in-effect memory (copy-on-write pages: the imported modules, the
 ASLR layout, Python's hash seed; numpy's global seed is renewed, `random` reseeds itself).
 Used only where the placeholder's namespaces can be joined: bubblewrap isolation, as root.
-Elsewhere (partial mode, non-root) kernels are cold-started. Not covered: kernels restarted
-after a crash inside a session also come from the template when the pool has one.
+Elsewhere (partial mode, non-root) kernels are cold-started; `SandboxConfig(template=False)`
+turns it off. Not covered: a user namespace per kernel (bubblewrap as non-root), and kernels
+restarted inside a session after a crash, which also come from the template.
+The template is a root process that never runs model code: kernels cannot see it (another PID
+namespace) and get none of its descriptors; it re-parents and reaps the kernels it forked.
 """
 
 from __future__ import annotations
