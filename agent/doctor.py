@@ -8,10 +8,11 @@ model, starts an engine or changes anything. A failed import is reported, not ra
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 from dataclasses import asdict, dataclass
+
+from sandbox.errors import ArgumentParser
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def collect() -> DoctorReport:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tirmath doctor", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="tirmath doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     report = collect()
