@@ -40,6 +40,7 @@ _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT_RE = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _UNIT_TAIL_RE = re.compile(r"^([+-]?\d[\d.]*)\s*[A-Za-z][A-Za-z ]*(?:\^\{?\d\}?)?$")
+_ORDINAL_RE = re.compile(r"\^\s*\{\s*\\text[a-z]*\s*\{\s*(?:st|nd|rd|th)\s*\}\s*\}|\^\s*\{?\s*(?:st|nd|rd|th)\b\s*\}?")
 _EXPR_OK_RE = re.compile(r"^[\d+\-*/^() ]+$")
 _MAX_BITS = 4096
 # A stated value: $...$ / $$...$$ / \\(...\\) math, or a bare number (1,234 thousands allowed).
@@ -174,7 +175,7 @@ def _to_int(s: str) -> int | None:
 
 
 def _clean_for_int(raw: str) -> str:
-    s = _strip_wrappers(raw)
+    s = _strip_wrappers(_ORDINAL_RE.sub("", raw))  # `12^{\\text{th}}` is 12
     s = _unwrap_text(s)
     s = _strip_wrappers(s)
     s = _CHOICE_RE.sub("", s)
