@@ -27,9 +27,8 @@ from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
 from agent.rollout import Deadline, RolloutConfig, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
-from agent.vote import WeightFn, make_weight, vote
+from agent.vote import WeightFn, make_weight, vote, voters
 
-NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
 ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
 
@@ -68,11 +67,6 @@ def plan_modes(samples: int, tir_ratio: float) -> list[Mode]:
     return ["tir" if int((i + 1) * tir_ratio + 1e-9) > int(i * tir_ratio + 1e-9) else "cot" for i in range(samples)]
 
 
-def voters(traces: Sequence[Trace]) -> list[Trace]:
-    """Traces whose answers count: not aborted, not failed."""
-    return [t for t in traces if t.finish not in NON_VOTING]
-
-
 async def solve(
     problem: Problem,
     backend: Backend,
@@ -98,7 +92,7 @@ async def solve(
     start = time.monotonic()
     budget = config.time_budget
     deadline = Deadline(start + budget) if budget else None
-    done: list[Trace] = sorted(skip, key=lambda t: t.index)
+    done: list[Trace] = list(skip)  # in completion order (the run store keeps it): part of the tie-break
     have = {t.index for t in done}
     todo = [i for i in range(config.samples) if i not in have]
     cancel = asyncio.Event()

@@ -132,7 +132,7 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
                      progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
                      revise: ReviseFn | None = None) -> Result:
-    skip = store.data.traces(problem.id)
+    skip = [r.trace for r in store.data.samples.get(problem.id, {}).values()]  # completion order, as voted
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
                             on_trace=_Recorder(problem, store, progress), skip=skip, revise=revise)
     _finish(store, progress, problem, result, config.samples, budget)
