@@ -9,9 +9,12 @@ order, the run's weight scheme) equals the agent's recorded answer, and the repo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from agent.config import RolloutConfig, SolveConfig
 from agent.types import Problem
+from agent.vote import vote
 from evals.fakes import FakeBackend, FakePool
 from evals.metrics import problem_rows, revote, run_metrics
 from evals.report import markdown_report
@@ -49,14 +52,22 @@ def _check_agreement(run_dir: Path) -> tuple[int, int]:
 
 
 async def test_tied_votes_agree(tmp_path: Path) -> None:
-    cfg = RunConfig(samples=4, tir_ratio=0.5, max_tokens=400, concurrency=2, weight="tir_clean")
+    solve = SolveConfig(samples=4, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=400), weight="tir_clean")
+    cfg = RunConfig(solve=solve, concurrency=2)
     await _run(tmp_path, cfg, [11, 12], 0.0)
     ties, _ = _check_agreement(tmp_path)
     assert ties >= 1  # the tie-break (weight, count, completion order) decided at least one problem
 
 
 async def test_early_stops_with_aborts_agree(tmp_path: Path) -> None:
-    cfg = RunConfig(samples=6, tir_ratio=0.5, max_tokens=400, concurrency=2, policy="agree:2")
+    solve = SolveConfig(samples=6, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=400), policy="agree:2")
+    cfg = RunConfig(solve=solve, concurrency=2)
     await _run(tmp_path, cfg, [11, 12, 13], 0.002)
     _, aborted = _check_agreement(tmp_path)
     assert aborted >= 1
+    data = read_run(tmp_path)
+    # aborted samples hold partial answers; counting them as voters would change some answers
+    assert any(r.answer is not None for r in data.all_samples() if r.finish == "aborted")
+    as_voters = {pid: vote([replace(r.trace, finish="answer") for r in recs.values()]).answer
+                 for pid, recs in data.samples.items()}
+    assert any(as_voters[pid] != rec.answer for pid, rec in data.problems.items())
