@@ -21,7 +21,7 @@ from evals.report import markdown_report
 from evals.runner import RunConfig, open_store, run_problems
 from evals.store import read_run
 
-PROBLEMS = [Problem(f"q{i}", f"Question {i}?", str(11 + i % 3)) for i in range(10)]
+PROBLEMS = [Problem(f"q{i}", f"Question {i}?", str(11 + i % 3)) for i in range(16)]
 
 
 async def _run(run_dir: Path, cfg: RunConfig, answers: list[int], delay: float) -> None:
