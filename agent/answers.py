@@ -6,8 +6,11 @@ or, when no box appears, the printed result of the last code cell (the last non-
 the last "output" step, when it is a number). `normalize_integer` turns LaTeX-ish answers into
 an int (thousands separators, `\\frac` that divide evenly, `12.0`, `025`, units, `^\\circ`,
 `(B) 12`, small integer expressions like `2^{10}`), or None when the answer is not an integer:
-non-integers are recorded with their raw text, never forced. `is_correct` is what GRPO rewards
-and the evals both call.
+non-integers are recorded with their raw text, never forced. When no box appears, a final-answer
+sentence ("The final answer is N", "Answer: N") is read with its own source ("final_answer"),
+which a vote weight (`sentence`) can count lower. `grade` (extract_answer + is_correct) is the
+one grader: GRPO rewards, the eval store, the gen-tir filters and the agent's vote all use it.
+tests/agent/test_grading_mathverify.py checks it against math-verify and lists where it differs.
 
 Not covered: symbolic equivalence of general expressions (no sympy: `\\sqrt{8}` and `2\\sqrt{2}`
 compare unequal), multi-part answers, or answers in words ("twelve").
@@ -293,3 +296,11 @@ def is_correct(answer: Answer | None, reference: str | None, modulus: int | None
     if ref_int is not None or ans_int is not None:
         return False
     return normalize_latex(answer.raw) == normalize_latex(reference)
+
+
+def grade(completion: str, reference: str | None, steps: Sequence[Step] = (), modulus: int | None = None) -> bool:
+    """The one grader: whether the answer `extract_answer` reads from a completion is `reference`.
+
+    The rollout stores `extract_answer(text, steps, modulus)` as a Trace's answer, and the eval
+    store scores it with `is_correct`: the same two calls, so a reward and an eval agree."""
+    return is_correct(extract_answer(completion, steps, modulus), reference, modulus)
