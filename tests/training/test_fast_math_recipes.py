@@ -122,3 +122,19 @@ def test_tir_rollout_samples_with_min_p() -> None:
 def test_bad_reward_fields_are_one_line(override: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         load_recipe("fast_math_grpo", override)
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_sft_with_packing_and_the_reference_system_prompt_trains(tmp_path, tiny_dir, data_dir) -> None:
+    """Stage 1's packing (wrapped, as TRL 0.15 packed) and system prompt run for real on the CPU."""
+    import math
+
+    from training.sft import run_sft
+
+    r = load_recipe("cpu_sft", {"model": str(tiny_dir), "data": str(data_dir / "tir_examples.jsonl"),
+                                "output_dir": str(tmp_path / "sft"), "max_length": 256, "max_rows": 4,
+                                "max_steps": 1, "packing": True, "packing_strategy": "wrapped",
+                                "system_prompt": "fast-math-sft"})
+    _, metrics = run_sft(r)
+    assert math.isfinite(metrics["train_loss"]) and metrics["rows"] == 4
