@@ -220,8 +220,8 @@ def _last_output_line(steps: Sequence[Step], completion: str) -> str | None:
 
 def _prose(completion: str, steps: Sequence[Step]) -> str:
     """The model's own text: text steps when steps are given, else the completion minus code/output."""
-    if steps:
-        return "".join(s.text for s in steps if s.kind == "text")
+    if steps:  # a CoT sample's text step may still hold code blocks the loop did not run
+        return _CODE_BLOCK_RE.sub("", "".join(s.text for s in steps if s.kind == "text"))
     return _CODE_BLOCK_RE.sub("", completion)
 
 
