@@ -17,8 +17,8 @@ from agent.types import Problem, Step, Trace
 from agent.vote import make_weight, vote
 from evals.gentir import FilterConfig, reject_reason
 from evals.store import sample_record
-from tests.agent.fakes import ScriptedBackend
 from tests.agent.test_answers import EXTRACT_CASES
+from tests.fakes import ScriptedBackend
 from training.rewards import accuracy_reward
 
 # (completion, reference) pairs: the regression table against its own value and a wrong one,
@@ -78,3 +78,19 @@ def test_reward_with_steps_grades_like_the_trace(modulus: int | None) -> None:
     ref = "3" if modulus else "2003"
     got = accuracy_reward([text], answer=[ref], modulus=[modulus], steps=[[s.to_dict() for s in steps]])
     assert got == [1.0] and grade(text, ref, steps, modulus)
+
+
+def test_sentence_answers_can_weigh_less_in_the_vote() -> None:
+    """An answer read from a final-answer sentence (no box) has its own source; `sentence:F`
+    weighs it F, so two sentence answers lose to one boxed answer at F = 0.4, not at F = 1."""
+    from agent.answers import extract_answer
+
+    def trace(i: int, text: str) -> Trace:
+        ans = extract_answer(text)
+        return Trace("p", i, i, "cot", (Step("text", text),), ans, "answer", 10, 0)
+
+    traces = [trace(0, "The final answer is 12"), trace(1, "Answer: 12"), trace(2, r"So $\boxed{15}$.")]
+    assert [t.answer.source for t in traces if t.answer] == ["final_answer", "final_answer", "boxed"]
+    assert vote(traces, make_weight("sentence:0.4")).answer == 15
+    assert vote(traces, make_weight("sentence:1")).answer == 12
+    assert vote(traces, make_weight("sentence")).answer == 12  # 0.5 + 0.5 = 1 ties 1; more votes win

@@ -15,11 +15,11 @@ from pathlib import Path
 from agent.config import RolloutConfig, SolveConfig
 from agent.types import Problem
 from agent.vote import vote
-from evals.fakes import FakeBackend, FakePool
 from evals.metrics import problem_rows, revote, run_metrics
 from evals.report import markdown_report
 from evals.runner import RunConfig, open_store, run_problems
 from evals.store import read_run
+from tests.fakes import FakeBackend, FakePool
 
 PROBLEMS = [Problem(f"q{i}", f"Question {i}?", str(11 + i % 3)) for i in range(16)]
 
