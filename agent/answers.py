@@ -1,16 +1,19 @@
 """Answer extraction, integer normalisation and grading: pure functions, one scoring path.
 
-`extract_answer` takes the last complete `\\boxed{...}` / `\\fbox{...}` in the model's prose
-(boxes inside ```python code are ignored: a `print(f"\\boxed{{{x}}}")` is code, not an answer),
-or, when no box appears, the printed result of the last code cell (the last non-empty line of
-the last "output" step, when it is a number). `normalize_integer` turns LaTeX-ish answers into
-an int (thousands separators, `\\frac` that divide evenly, `12.0`, `025`, units, `^\\circ`,
-`(B) 12`, small integer expressions like `2^{10}`), or None when the answer is not an integer:
-non-integers are recorded with their raw text, never forced. When no box appears, a final-answer
-sentence ("The final answer is N", "Answer: N") is read with its own source ("final_answer"),
-which a vote weight (`sentence`) can count lower. `grade` (extract_answer + is_correct) is the
-one grader: GRPO rewards, the eval store, the gen-tir filters and the agent's vote all use it.
-tests/agent/test_grading_mathverify.py checks it against math-verify and lists where it differs.
+`extract_answer` reads what the model's prose states (code blocks removed: a
+`print(f"\\boxed{{{x}}}")` is code, not an answer), in math-verify's order of priority: a
+Minerva "final answer is $X$. I hope it is correct." sentence; else the later of the last
+complete `\\boxed{...}` / `\\fbox{...}` / `\\boxed N` and a "final answer ... is X" sentence;
+else an "Answer: X" / "the answer is X" sentence; else the printed result of the last code cell
+(the last non-empty line of the last "output" step, when it is a number). Sentence answers carry
+their own source ("final_answer"), which a vote weight (`sentence`) can count lower.
+`normalize_integer` turns LaTeX-ish answers into an int (thousands separators `1,000` `1{,}000`
+`1,\\!000` `1\\,000`, `\\frac` that divide evenly, `12.0`, `025`, units and text wrappers,
+`^\\circ`, `(B) 12`, `f(x)=1`, small integer expressions like `2^{10}`), or None when the answer
+is not one integer (`32, 349` is a list): non-integers are recorded with their raw text, never
+forced. `grade` (extract_answer + is_correct) is the one grader: GRPO rewards, the eval store,
+the gen-tir filters and the agent's vote all use it. tests/agent/test_grading_mathverify.py
+checks it against math-verify and lists where it differs on purpose.
 
 Not covered: symbolic equivalence of general expressions (no sympy: `\\sqrt{8}` and `2\\sqrt{2}`
 compare unequal), multi-part answers, or answers in words ("twelve").
