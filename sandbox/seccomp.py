@@ -4,7 +4,8 @@
 why (no pyseccomp, no libseccomp2). The same bytes serve both modes: bubblewrap loads them with
 `--seccomp FD` (strict), and the kernel's launcher loads them itself after `no_new_privs`
 (partial, see `_launch.load_seccomp`). Denied calls fail with EPERM (clone3 with ENOSYS, so the C
-library falls back to clone, whose namespace flags are checked), so a cell sees a PermissionError
+library falls back to clone, whose namespace flags are checked; AF_NETLINK sockets with EINVAL,
+which libzmq survives), so a cell sees a PermissionError
 and the session goes on. What it denies: everything a maths kernel never needs that reaches
 beyond its own process (ptrace and process_vm_*, mount and the new mount API, keyrings, bpf,
 perf, namespaces, modules, reboot/kexec, swap, chroot/pivot_root, acct, setting clocks,
@@ -56,8 +57,14 @@ def _filter(no_netns: bool):  # type: ignore[no-untyped-def]
             f.add_rule(deny, name)
         except (OSError, ValueError):  # a call this architecture does not have
             continue
-    for name in ("socket", "socketpair"):
-        f.add_rule(deny, name, sc.Arg(0, sc.NE, socket.AF_UNIX))
+    for name in ("socket", "socketpair"):  # one rule per family value: libseccomp cannot AND two tests of one arg
+        for family in range(socket.AF_NETLINK + 1):
+            if family not in (socket.AF_UNIX, socket.AF_NETLINK):
+                f.add_rule(deny, name, sc.Arg(0, sc.EQ, family))
+        f.add_rule(deny, name, sc.Arg(0, sc.GE, socket.AF_NETLINK + 1))
+        # EINVAL, not EPERM: libzmq takes a failed getifaddrs() with EINVAL as "no such interface"
+        # and goes on (to a clean error), but aborts the kernel on any other errno
+        f.add_rule(sc.ERRNO(errno.EINVAL), name, sc.Arg(0, sc.EQ, socket.AF_NETLINK))
     for flag in NAMESPACE_FLAGS:  # clone(CLONE_NEW*) makes namespaces like unshare does
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # flags hidden in a struct: make libc use clone
