@@ -110,7 +110,7 @@ def _partial_layers(f: Found) -> list[Layer]:
     return [
         Layer("network", net_ok, net),
         fs,
-        Layer("pid", False, f"host processes visible (their /proc entries unreadable) ; {hint}"),
+        Layer("pid", False, f"host processes visible (their /proc entries unreadable); {hint}"),
         Layer("ipc", bool(abi), "/dev/shm denied by Landlock: host shared memory and semaphores unreachable, "
               "so multiprocessing locks fail" if abi else f"host /dev/shm reachable; {hint}"),
         Layer("disk", False, "no total disk quota without a private tmpfs (needs a mount): each file is "
