@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from sandbox import _launch
 
 if TYPE_CHECKING:
-    from sandbox.isolation import IsolationReport
+    from sandbox.report import IsolationReport
 
 LAUNCHER = str(Path(_launch.__file__).resolve())
 WORK_INSIDE = "/tmp/work"  # the kernel's cwd inside bubblewrap
