@@ -7,7 +7,8 @@ mirror is on another filesystem), and returns where the kernel's Python now live
 the host changes its permissions: /root stays closed and the mirror holds only the installation.
 The mirror is keyed by a fingerprint of the installation (its site-packages listings), so a
 `pip install` leads to a new mirror at the next start; mirrors of older states are removed
-after a day. A venv's `pyvenv.cfg` is rewritten to point at the mirrored base. This module does
+after a day. The cost: every local user can now read the Python installation (only it), as they
+could had it been installed under /usr or /opt. A venv's `pyvenv.cfg` is rewritten to point at the mirrored base. This module does
 not decide whether a mirror is needed (isolation.py does) and only root may build one.
 """
 

@@ -19,6 +19,7 @@ from sandbox import command, seccomp
 from sandbox.errors import UserError
 from sandbox.isolation import IsolationReport, Layer, probe, require
 from sandbox.pool import KernelPool
+from sandbox.report import Found, build
 from tests.sandbox.helpers import SMALL, Host, Listener, make_pool
 
 INSIDE = """
@@ -198,3 +199,14 @@ async def test_none_runs_unisolated_only_when_asked() -> None:
     finally:
         listener.close()
         await pool.close()
+
+
+def test_a_refused_filter_degrades_strict_loudly() -> None:
+    """bubblewrap works but the kernel refuses the seccomp program: not strict, and doctor says why."""
+    found = Found(root=False, bwrap="/usr/bin/bwrap", no_caps=True, seccomp=False,
+                  seccomp_why="the kernel refused the filter under bubblewrap: Invalid argument")
+    report = build(found)
+    assert report.level == "partial" and not report.seccomp
+    assert any(m.startswith("seccomp: no syscall filter: the kernel refused") for m in report.missing())
+    with pytest.raises(UserError, match="'strict' is not available.*seccomp"):
+        require(report, "strict")
