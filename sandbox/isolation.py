@@ -55,15 +55,6 @@ def python_reachable_by_others() -> bool:
     return not any(_closed_ancestors(p) for p in python_paths())
 
 
-def launch_argv(report: IsolationReport, limits: dict[str, int], runtime: str, uid: int | None,
-                cgroup_procs: tuple[str, ...], argv: list[str], disk_mb: int = 256) -> list[str]:
-    return command.launch_argv(report, limits, runtime, uid, cgroup_procs, argv, disk_mb)
-
-
-def install_launcher(runtime: str, report: IsolationReport | None = None) -> None:
-    command.install(report or IsolationReport("none", ()), runtime)
-
-
 def _probe_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
@@ -89,10 +80,10 @@ class _Run:
 
 def _run_probe(report: IsolationReport, tmp: str, uid: int | None) -> _Run:
     """Start the probe program through the real launch chain; read what it saw from inside."""
-    install_launcher(tmp, report)
+    command.install(report, tmp)
     py = command.kernel_python(report)
     env = _probe_env() | ({"LD_LIBRARY_PATH": report.mirror.libdir} if report.mirror else {})
-    argv = launch_argv(report, {"CORE": 0}, tmp, uid, (), [py, "-I", "-S", "-c", PROBE_CODE])
+    argv = command.launch_argv(report, {"CORE": 0}, tmp, uid, (), [py, "-I", "-S", "-c", PROBE_CODE])
     try:
         p = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=30, env=env)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -150,15 +141,20 @@ def probe(bwrap: str = "bwrap") -> IsolationReport:
     return build(found)
 
 
+def _refused(sc_ok: bool, with_sc: bool, failed: str) -> str:
+    """Why seccomp is off when the sandbox started without it although the program was built."""
+    return f"the kernel refused the filter: {failed[-200:]}" if sc_ok and not with_sc else ""
+
+
 def _probe_strict(found: Found, bw: str, uid: int | None, tmp: str, sc_ok: bool) -> Found:
+    failed = ""
     for with_sc in ([True, False] if sc_ok else [False]):
         r = _run_probe(IsolationReport("strict", (), bw, uid is not None, None, 0, with_sc), tmp, uid)
-        expect = uid if uid is not None else os.getuid()
-        if r.ok and r.uid == expect:
-            why = found.seccomp_why if not with_sc and sc_ok is False else (
-                "" if with_sc else f"the kernel refused the filter under bubblewrap: {r.out[-200:]}")
+        if r.ok and r.uid == (uid if uid is not None else os.getuid()):
             return dataclasses.replace(found, bwrap=bw, drop_uid=uid is not None, seccomp=with_sc and r.seccomp,
-                                       seccomp_why=why or found.seccomp_why, no_caps=r.no_caps)
+                                       seccomp_why=_refused(sc_ok, with_sc, failed) or found.seccomp_why,
+                                       no_caps=r.no_caps)
+        failed = r.out
         found = dataclasses.replace(found, bwrap_why=(r.out.splitlines() or ["failed"])[-1][:200])
     return found
 
@@ -168,16 +164,16 @@ def _probe_partial(found: Found, uid: int | None, tmp: str, sc_ok: bool) -> Foun
     mirror, mirror_why = _mirror(found.root)
     drop = found.root and (mirror is not None or python_reachable_by_others())
     found = dataclasses.replace(found, mirror=mirror, mirror_why=mirror_why, drop_uid=drop)
-    use_uid = uid if drop else None
+    failed = ""
     for ll in ([abi, 0] if abi else [0]):
         for with_sc in ([True, False] if sc_ok else [False]):
             rep = IsolationReport("partial", (), None, drop, None, ll, with_sc, mirror)
-            r = _run_probe(rep, tmp, use_uid)
+            r = _run_probe(rep, tmp, uid if drop else None)
             if r.ok:
-                why = "" if with_sc or not sc_ok else f"the kernel refused the filter: {r.out[-200:]}"
                 return dataclasses.replace(found, landlock_abi=ll, seccomp=with_sc and r.seccomp,
-                                           seccomp_why=why or found.seccomp_why, no_caps=r.no_caps,
-                                           drop_uid=drop and r.uid == uid)
+                                           seccomp_why=_refused(sc_ok, with_sc, failed) or found.seccomp_why,
+                                           no_caps=r.no_caps, drop_uid=drop and r.uid == uid)
+            failed = r.out
             found = dataclasses.replace(found, partial_why=r.out[-300:])
     return dataclasses.replace(found, drop_uid=False)
 

@@ -2,7 +2,7 @@
 
 `start_process()` makes the kernel's private runtime directory (connection file, IPC sockets,
 IPython profile, launcher copy), its cgroup and its environment allow-list, then starts
-launcher -> [bubblewrap -> launcher] -> ipykernel as built by `isolation.launch_argv`.
+launcher -> [bubblewrap -> launcher] -> ipykernel as built by `command.launch_argv`.
 `KernelProcess` knows the whole process tree: it interrupts the kernel, kills what a cell left
 behind, kills everything, and removes the directories. Messaging lives in kernel.py.
 """
@@ -227,7 +227,7 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
         mem = (config.memory_mb + 256) * 1024 * 1024
         cgroup = report.cgroups.create(f"tirmath-{os.getpid()}-{token}", mem, config.max_processes)
     argv = [command.kernel_python(report), "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
-    cmd = isolation.launch_argv(report, limits(config), str(runtime), uid,
+    cmd = command.launch_argv(report, limits(config), str(runtime), uid,
                                 cgroup.procs_files if cgroup else (), argv, config.disk_mb)
     with open(runtime / "kernel.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
