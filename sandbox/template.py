@@ -36,8 +36,9 @@ from pathlib import Path
 
 import psutil
 
+from sandbox.command import LAUNCHER, SECCOMP_FD
 from sandbox.config import SandboxConfig
-from sandbox.isolation import LAUNCHER, WORK_INSIDE, IsolationReport
+from sandbox.isolation import WORK_INSIDE, IsolationReport
 from sandbox.launch import KernelProcess, kernel_env, start_process
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class KernelTemplate:
         fk = ForkedKernel(kp.proc, kp.runtime, kp.uid, kp.cgroup, kp.connection, kp.command)
         try:
             target = await self._placeholder(fk, config.start_timeout)
-            fk.kernel_pid = await self._fork(fk, target, config)
+            fk.kernel_pid = await self._fork(fk, target, config, report)
         except BaseException:
             await fk.dispose()
             raise
@@ -130,11 +131,14 @@ class KernelTemplate:
             await asyncio.sleep(0.005)
         raise RuntimeError(f"the kernel sandbox did not start; its log ends: {kp.log_tail()}")
 
-    async def _fork(self, kp: KernelProcess, target: int, config: SandboxConfig) -> int:
+    async def _fork(self, kp: KernelProcess, target: int, config: SandboxConfig, report: IsolationReport) -> int:
         outer = json.loads(kp.command[-1])
         inner = json.loads(outer["argv"][-1])  # the launcher spec bubblewrap's child got
         inner.pop("argv", None)
-        env = kernel_env(config, kp.runtime, WORK_INSIDE)
+        program = outer.get("fds", {}).get(str(SECCOMP_FD))
+        if program:  # bubblewrap loaded it for the placeholder (--seccomp); the launcher does for the kernel
+            inner["seccomp"] = program
+        env = kernel_env(config, kp.runtime, WORK_INSIDE, report)
         req = {"target": target, "spec": inner, "env": env, "cwd": env["HOME"],
                "log": str(Path(kp.runtime, "kernel.log")), "conn": str(Path(kp.runtime, "conn.json")),
                "cgroup_procs": list(kp.cgroup.procs_files) if kp.cgroup else [], "nice": config.nice}

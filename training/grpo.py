@@ -37,9 +37,27 @@ class Timed:
         return timed
 
 
+def grpo_config(recipe: Any) -> Any:
+    """TRL's GRPOConfig from the recipe (sampling, KL, loss, reward weights and the shared fields)."""
+    from trl import GRPOConfig
+
+    return make_config(
+        GRPOConfig,
+        recipe,
+        num_generations=recipe.num_generations,
+        max_completion_length=recipe.max_completion_length,
+        temperature=recipe.temperature,
+        top_p=recipe.top_p,
+        min_p=recipe.min_p or None,
+        beta=recipe.beta,
+        loss_type=recipe.loss_type,
+        reward_weights=list(recipe.reward_weights) or None,
+    )
+
+
 def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
     """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from training.data import build_grpo_dataset
 
@@ -48,17 +66,7 @@ def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, An
     model = load_model(recipe, path)
     scoring = Timed()
     rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
-    config = make_config(
-        GRPOConfig,
-        recipe,
-        num_generations=recipe.num_generations,
-        max_completion_length=recipe.max_completion_length,
-        temperature=recipe.temperature,
-        top_p=recipe.top_p,
-        beta=recipe.beta,
-        loss_type=recipe.loss_type,
-        reward_weights=list(recipe.reward_weights) or None,
-    )
+    config = grpo_config(recipe)
     rollout = None
     if recipe.tir:
         from training.grpo_tir import TIRRollout

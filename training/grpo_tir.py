@@ -54,6 +54,7 @@ class TIRRollout:
             cell_timeout=recipe.cell_timeout,
             temperature=recipe.temperature,
             top_p=recipe.top_p,
+            min_p=recipe.min_p,
             record_tokens=True,
             output_chars=recipe.tool_output_chars,
             prompt_family=family,
