@@ -1,11 +1,14 @@
 """GRPO over TRL's GRPOTrainer (stage 2 of the Fast-Math recipe), plain or TIR-aware.
 
-Plain GRPO uses TRL's own generation (transformers on CPU; `use_vllm` in `trl_args` on a GPU
-box) from the agent's CoT prompt. With `tir: true` the rollouts go through the agent's TIR loop
-and sandbox instead (training/grpo_tir.py), and tool-output tokens are masked out of the loss.
-Rewards come from training/rewards.py, weighted by `reward_weights`.
+The recipe's `rollout_backend` (training/rollout_engine.py) picks the generator: tirmath's own
+vLLM engine (in process, or a vLLM server) with the trainer's weights pushed in after each
+optimizer step, or the live transformers model. With `tir: true` the rollouts go through the
+agent's TIR loop and sandbox (training/grpo_tir.py) and tool-output tokens are masked out of
+the loss; plain GRPO on a vLLM engine goes through the same rollout hook in CoT mode, while
+plain GRPO on `transformers` keeps TRL's own generation (and TRL's `use_vllm`, if `trl_args`
+ask for it). Rewards come from training/rewards.py, weighted by `reward_weights`.
 
-Not covered: reward models, or generation servers other than TRL's own vLLM modes.
+Not covered: reward models.
 """
 
 from __future__ import annotations
@@ -37,12 +40,18 @@ class Timed:
         return timed
 
 
-def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
-    """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
+def build_grpo(recipe: Any, callbacks: list[Any] | None = None,
+               rollout_hook: bool = False) -> tuple[Any, Any, Any, Timed]:
+    """(trainer, tokenizer, rollout hook or None, scoring timer), ready to `train()`.
+
+    `rollout_hook=True` sends plain GRPO on transformers through the same hook as the vLLM
+    engines instead of TRL's generation (training.bench compares engines on equal terms)."""
     from trl import GRPOConfig, GRPOTrainer
 
     from training.data import build_grpo_dataset
+    from training.rollout_engine import choose_backend
 
+    engine_kind = choose_backend(recipe)
     path, tokenizer, family = load_tokenizer(recipe)
     dataset, by_prompt = build_grpo_dataset(recipe, family)
     model = load_model(recipe, path)
@@ -60,10 +69,11 @@ def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, An
         reward_weights=list(recipe.reward_weights) or None,
     )
     rollout = None
-    if recipe.tir:
+    if recipe.tir or engine_kind != "transformers" or rollout_hook:
         from training.grpo_tir import TIRRollout
 
-        rollout = TIRRollout(by_prompt, recipe, tokenizer, family)
+        rollout = TIRRollout(by_prompt, recipe, tokenizer, family, mode="tir" if recipe.tir else "cot",
+                             engine_kind=engine_kind, model_path=path)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,
