@@ -9,13 +9,14 @@ model, starts an engine or changes anything. A failed import is reported, not ra
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.metadata
 import inspect
 import json
 import re
 from dataclasses import asdict, dataclass
+
+from sandbox.errors import ArgumentParser
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def collect() -> DoctorReport:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tirmath doctor", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="tirmath doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     report = collect()

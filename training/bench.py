@@ -71,9 +71,8 @@ def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str,
     """One GRPO run with rollouts on `backend`: rollout tokens/s and weight-push seconds."""
     from training.grpo import build_grpo
 
-    recipe = _recipe(args, tmp, False, rollout_backend=backend, tir=not args.plain,
-                     vllm_max_model_len=2048, vllm_kv_cache_gib=1.0)
-    trainer, _, rollout, _ = build_grpo(recipe, rollout_hook=True)
+    recipe = _recipe(args, tmp, False, rollout_backend=backend, vllm_max_model_len=2048, vllm_kv_cache_gib=1.0)
+    trainer, _, rollout, _ = build_grpo(recipe)
     try:
         trainer.train()
     finally:
@@ -89,8 +88,7 @@ def compare_rollouts(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tirmath-bench-"))
     runs = {b: _rollout_run(args, tmp / b, b) for b in ("transformers", "vllm")}
     base = runs["transformers"]["tok_s"]
-    mode = "CoT" if args.plain else "TIR"
-    print(f"GRPO {mode} rollouts on {args.model or 'the default model'}: {args.steps} steps x "
+    print(f"GRPO TIR rollouts on {args.model or 'the default model'}: {args.steps} steps x "
           f"{args.generations} completions x <= {args.tokens} tokens (baseline = transformers)")
     for name, r in runs.items():
         print(f"  {name:<12} {int(r['tokens']):6d} tokens in {r['seconds']:7.2f} s = {r['tok_s']:7.1f} tok/s"
@@ -113,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args.generations = args.generations or (8 if args.rollouts else 4)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if args.rollouts:
+        if args.plain:
+            ap.error("--rollouts compares TIR rollouts (plain GRPO generates with TRL); drop --plain")
         return compare_rollouts(args)
     from training.grpo import build_grpo
 

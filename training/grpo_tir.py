@@ -6,8 +6,7 @@ generation batch concurrently, on the engine the recipe's `rollout_backend` pick
 (training/rollout_engine.py): tirmath's in-process vLLM engine or a vLLM server, whose weights
 are pushed from the trainer (unwrapped by TRL's `unwrap_model_for_generation`) whenever the
 optimizer stepped since the last push, or a `PolicyBackend` over the live policy itself. One
-warm `sandbox.pool.KernelPool` is kept across steps. With `mode="cot"` (plain GRPO on an
-engine of ours) each sample is one generation and no kernels are started. It returns the traces' token ids as
+warm `sandbox.pool.KernelPool` is kept across steps. It returns the traces' token ids as
 `completion_ids` and their masks as `env_mask`, which TRL multiplies into the loss mask: the
 tokens of tool output (mask 0) get no gradient. Extra fields reach the reward functions:
 `steps` (for code-output answers), `model_tokens` (length without tool output), `tool_calls`.
@@ -49,10 +48,10 @@ class TIRRollout:
     """A `rollout_func` for GRPOTrainer running the agent's TIR loop on the live policy."""
 
     def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str,
-                 mode: Mode = "tir", engine_kind: str = "transformers", model_path: str = ""):
-        from agent.rollout import RolloutConfig
+                 engine_kind: str = "transformers", model_path: str = ""):
+        from agent.config import RolloutConfig
 
-        self.mode: Mode = mode
+        self.mode: Mode = "tir"
         self.engine_kind = engine_kind
         self.model_path = model_path
         self.problems = problems
@@ -65,6 +64,7 @@ class TIRRollout:
             cell_timeout=recipe.cell_timeout,
             temperature=recipe.temperature,
             top_p=recipe.top_p,
+            min_p=recipe.min_p,
             record_tokens=True,
             output_chars=recipe.tool_output_chars,
             prompt_family=family,
@@ -101,7 +101,7 @@ class TIRRollout:
         from agent.rollout import rollout
         from agent.solve import sample_seed
 
-        pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8)) if self.mode == "tir" else None
+        pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8))
         assert self.engine is not None
         seen: dict[str, int] = {}
         jobs = []

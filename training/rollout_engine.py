@@ -38,10 +38,17 @@ def vllm_importable() -> bool:
 
 
 def choose_backend(recipe: Any) -> str:
-    """The recipe's rollout backend with `auto` resolved; a bad choice is a UserError."""
+    """The recipe's rollout backend with `auto` resolved; a bad choice is a UserError.
+
+    Plain GRPO (`tir: false`) always generates with TRL (its own vLLM modes through `trl_args`)."""
     name = recipe.rollout_backend
     if name not in BACKENDS:
         raise UserError(f"field 'rollout_backend' must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if not recipe.tir:
+        if name in ("vllm", "server"):
+            raise UserError(f"rollout_backend: {name} is for TIR-aware GRPO (tir: true); plain GRPO generates "
+                            "with TRL (set trl_args use_vllm for TRL's own vLLM modes)")
+        return "transformers"
     if name == "auto":
         return "vllm" if vllm_importable() else "transformers"
     if name == "vllm" and not vllm_importable():

@@ -67,12 +67,18 @@ def test_choose_backend_errors(tmp_path):
 
     base = {"data": easy_problems(tmp_path)}
     with pytest.raises(UserError, match="rollout_backend"):
-        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "tgi"}))
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "tgi"}))
     with pytest.raises(UserError, match="rollout_server"):
-        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "server"}))
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "server"}))
     with pytest.raises(UserError, match="use_vllm"):
-        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "vllm", "trl_args": {"use_vllm": True}}))
-    assert choose_backend(load_recipe("cpu_grpo", base)) == "transformers"
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "vllm",
+                                                    "trl_args": {"use_vllm": True}}))
+    with pytest.raises(UserError, match="tir: true"):
+        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "vllm"}))
+    assert choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "auto"})) == "transformers"
+    assert choose_backend(load_recipe("cpu_grpo_tir", base)) == "transformers"
+    # the seed's TIR recipe rolls out on vLLM wherever vLLM imports (it does here)
+    assert choose_backend(load_recipe("fast_math_grpo_tir")) == "vllm"
 
 
 def test_trainer_weights_merges_lora_and_restores(tiny_dir):
@@ -111,7 +117,7 @@ def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
     r = load_recipe("cpu_grpo_tir", {
         "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"), "max_rows": 1,
         "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
-        "max_completion_length": 40, "temperature": 1.0, "rollout_backend": "vllm",
+        "max_completion_length": 40, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
         "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0})
     trainer, tok, rollout, _ = build_grpo(r)
     try:
