@@ -106,6 +106,16 @@ class Recipe:
     tool_output_chars: int = _f(600, "TIR: characters of a tool output fed back (head + tail)")
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
     kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
+    # GRPO rollout engine (training/rollout_engine.py)
+    rollout_backend: str = _f("transformers", "GRPO rollouts: auto (vllm if it imports, else transformers) | vllm "
+                              "(tirmath's in-process engine, trainer weights pushed in each step) | server "
+                              "(a vLLM server, see rollout_server) | transformers (the live model; plain GRPO: TRL's generation)")
+    vllm_gpu_memory_utilization: float = _f(0.3, "rollout_backend vllm on a GPU: share of the device memory for the engine")
+    vllm_kv_cache_gib: float = _f(1.0, "rollout_backend vllm on the CPU: GiB of KV cache")
+    vllm_max_model_len: int = _f(0, "rollout_backend vllm: context length of the engine; 0 = the model's own")
+    rollout_server: str = _f("", "rollout_backend server: URL of a vLLM server started with VLLM_SERVER_DEV_MODE=1 and "
+                             "--worker-extension-cls training.vllm_sync.WeightSyncExtension")
+    rollout_sync_dir: str = _f("", "rollout_backend server: a folder both trainer and server see; weights go through it")
     # DPO
     dpo_max_similarity: float = _f(0.9, "DPO pairs: drop pairs whose texts are more similar than this")
     dpo_min_length_ratio: float = _f(1.2, "DPO pairs: a correct rejected trace must be this much longer")
