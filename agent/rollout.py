@@ -25,7 +25,7 @@ from typing import Any
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
 from agent.events import Event, EventHandler, emit
-from agent.prompts import prompt_ids
+from agent.prompts import family_of, prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 
 CODE_STOP = "```\n"
@@ -58,6 +58,9 @@ class RolloutConfig:
     output_chars: int = 1200  # head + tail of a tool output kept when fed back
     record_tokens: bool = False  # fill Trace.token_ids / Trace.mask (mask 0 on tool output)
     prompt_family: str = "auto"  # see agent.prompts
+    reasoning_effort: str = "high"  # gpt-oss (harmony) family only: low | medium | high
+    min_p: float = 0.0  # drop tokens below min_p x the top token's probability (0: off)
+    logprobs: int = 0  # top-k logprobs per token, for Trace.mean_entropy (0: off)
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -216,6 +219,10 @@ async def rollout(
         deadline = Deadline(float(deadline))
     if mode == "tir" and pool is None:
         raise ValueError("a TIR sample needs a kernel pool")
+    if family_of(backend, config.prompt_family) == "gpt-oss":  # harmony: its own round step
+        from agent.rollout_harmony import rollout_harmony
+
+        return await rollout_harmony(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
     tok = backend.tokenizer
     start = time.monotonic()
     prompt = prompt_ids(tok, problem, mode, config.prompt_family)
