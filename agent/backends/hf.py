@@ -3,7 +3,8 @@
 A manual token loop (KV cache, greedy or temperature/top-p sampling with a seeded
 `torch.Generator`) runs in a worker thread and hands chunks to the event loop; one request
 runs at a time (others wait their turn). Stop strings are matched on the decoded text and
-included in it; a finished-by-EOS request carries the EOS id with no text. `abort()` or
+included in it; a finished-by-EOS request carries the EOS id with no text, as does one that
+stopped on `GenParams.stop_token_ids`. `min_p` and top-k `logprobs` are honoured. `abort()` or
 leaving `stream()` early sets a flag the loop checks every token.
 
 It does not batch requests, and it is not fast: use the vLLM backends for real work.
@@ -33,12 +34,23 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return found
 
 
+def _top_logprobs(logits: Any, k: int) -> tuple[tuple[int, float], ...]:
+    """The k most likely next tokens and their logprobs (raw model distribution, as vLLM)."""
+    import torch
+
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    vals, idx = torch.topk(lp, k)
+    return tuple((int(i), float(v)) for i, v in zip(idx.tolist(), vals.tolist(), strict=True))
+
+
 def _pick(logits: Any, params: GenParams, gen: Any) -> int:
     import torch
 
     if params.temperature <= 0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    if params.min_p > 0:
+        probs = torch.where(probs >= params.min_p * probs.max(), probs, torch.zeros_like(probs))
     if params.top_p < 1.0:
         sorted_p, order = torch.sort(probs, descending=True)
         keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < params.top_p
@@ -118,15 +130,17 @@ class HFBackend:
                     return
                 out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                token = _pick(out.logits[0, -1], params, gen)
-                if token in self._eos:
-                    emit(Chunk("", (token,), finish_reason="stop"))
+                logits = out.logits[0, -1]
+                token = _pick(logits, params, gen)
+                lps = (_top_logprobs(logits, params.logprobs),) if params.logprobs else None
+                if token in self._eos or token in params.stop_token_ids:
+                    emit(Chunk("", (token,), finish_reason="stop", logprobs=lps))
                     return
                 text, stop = tracker.add(token)
                 if stop is not None:
-                    emit(Chunk(text, (token,), finish_reason="stop", stop_reason=stop))
+                    emit(Chunk(text, (token,), finish_reason="stop", stop_reason=stop, logprobs=lps))
                     return
-                emit(Chunk(text, (token,)))
+                emit(Chunk(text, (token,), logprobs=lps))
                 inputs = torch.tensor([[token]], device=self.model.device)
             emit(Chunk("", (), finish_reason="length"))
 

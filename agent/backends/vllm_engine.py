@@ -74,14 +74,26 @@ def _engine_args(
     return AsyncEngineArgs(**kwargs)
 
 
-def to_chunk(output: Any) -> Chunk:
+def top_logprobs(per_token: Any, k: int) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """vLLM's per-token {token id: Logprob} dicts as the k best (token id, logprob) pairs each."""
+    if not per_token:
+        return None
+    out = []
+    for entry in per_token:
+        pairs = sorted(((int(t), float(lp.logprob)) for t, lp in entry.items()), key=lambda p: -p[1])
+        out.append(tuple(pairs[:k]))
+    return tuple(out)
+
+
+def to_chunk(output: Any, logprobs: int | None = None) -> Chunk:
     """A vLLM `CompletionOutput` (DELTA kind) as a `Chunk`."""
     stop = output.stop_reason if isinstance(output.stop_reason, str) else None
     return Chunk(
-        text=output.text,
+        text=output.text or "",
         token_ids=tuple(output.token_ids),
         finish_reason=output.finish_reason,
         stop_reason=stop,
+        logprobs=top_logprobs(getattr(output, "logprobs", None), logprobs) if logprobs else None,
     )
 
 
@@ -106,6 +118,7 @@ class VLLMEngineBackend:
         max_model_len: int | None = 4096,
         seed: int = 0,
         kv_cache_gib: float = 2.0,
+        tokenizer: Any = None,
         **engine_kwargs: Any,
     ) -> VLLMEngineBackend:
         """Start an engine on `model` (a local folder or hub id).
@@ -113,18 +126,23 @@ class VLLMEngineBackend:
         `dtype="float32"` makes greedy continuations from token ids match one-shot
         generations exactly; "auto" lets vLLM pick (it halves float32 checkpoints).
         `kv_cache_gib` is used on CPU only. Other keyword arguments go to `AsyncEngineArgs`
-        unchanged (e.g. `gpu_memory_utilization`, `tensor_parallel_size`).
+        unchanged (e.g. `gpu_memory_utilization`, `tensor_parallel_size`). A `tokenizer` object
+        (e.g. `agent.harmony.HarmonyTokenizer`) replaces the model folder's: the engine then runs
+        without one (`skip_tokenizer_init`: token ids only, no stop strings, empty chunk text).
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
         on_gpu = cuda_available()
+        if tokenizer is not None:
+            engine_kwargs.setdefault("skip_tokenizer_init", True)
         args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
         try:
             engine = AsyncLLM.from_engine_args(args)
         except (OSError, ValueError) as e:
             raise UserError(f"could not start vLLM on model {model!r}: {e}") from e
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(model)
         return cls(engine, tokenizer, model, engine.model_config.max_model_len)
 
     def _sampling_params(self, params: GenParams, prompt_len: int) -> Any:
@@ -137,6 +155,9 @@ class VLLMEngineBackend:
             top_p=params.top_p if params.temperature > 0 else 1.0,
             seed=params.seed,
             stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            min_p=params.min_p,
+            logprobs=params.logprobs,
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
             output_kind=RequestOutputKind.DELTA,
@@ -157,7 +178,7 @@ class VLLMEngineBackend:
         try:
             async for out in gen:
                 for completion in out.outputs:
-                    chunk = to_chunk(completion)
+                    chunk = to_chunk(completion, params.logprobs)
                     finished = chunk.finish_reason is not None
                     yield chunk
                 if out.finished:
