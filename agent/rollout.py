@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.prompts import family_of, prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
@@ -44,23 +45,6 @@ class Deadline:
 
     def left(self) -> float:
         return self.at - time.monotonic()
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    """Per-sample limits and sampling settings."""
-
-    max_tokens: int = 8192  # generated tokens per sample, across all rounds
-    max_tool_calls: int = 8  # code cells run per sample; later blocks are not run
-    cell_timeout: float = 10.0  # seconds per code cell
-    temperature: float = 0.6
-    top_p: float = 0.95
-    output_chars: int = 1200  # head + tail of a tool output kept when fed back
-    record_tokens: bool = False  # fill Trace.token_ids / Trace.mask (mask 0 on tool output)
-    prompt_family: str = "auto"  # see agent.prompts
-    reasoning_effort: str = "high"  # gpt-oss (harmony) family only: low | medium | high
-    min_p: float = 0.0  # drop tokens below min_p x the top token's probability (0: off)
-    logprobs: int = 0  # top-k logprobs per token, for Trace.mean_entropy (0: off)
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -246,6 +230,7 @@ async def rollout(
                 max_tokens=remaining,
                 temperature=config.temperature,
                 top_p=config.top_p,
+                min_p=config.min_p,
                 seed=(seed * 1_000_003 + rnd) % (2**31),
                 stop=(CODE_STOP,) if mode == "tir" else (),
             )

@@ -18,43 +18,21 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from agent.answers import is_correct
 from agent.backends.base import Backend
+from agent.config import SolveConfig
 from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
-from agent.rollout import Deadline, RolloutConfig, rollout
+from agent.rollout import Deadline, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
 from agent.vote import WeightFn, make_weight, vote
 
 NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
 ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
-
-
-@dataclass(frozen=True)
-class SolveConfig:
-    """How one problem is attacked."""
-
-    samples: int = 8  # samples per problem
-    tir_ratio: float = 0.5  # share of samples in TIR mode (the rest plain CoT)
-    seed: int = 0  # base seed; each sample's seed is derived from it, the problem id and its index
-    time_budget: float | None = None  # wall seconds for the problem (None: no limit)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    policy: str = "fixed"  # stop policy spec, see agent.policy.make_policy
-    weight: str = "uniform"  # vote weight spec, see agent.vote.make_weight
-    concurrency: int | None = None  # samples in flight at once (None: all)
-    # Start one sample per mode first and the rest once its prompt is prefilled, so they reuse
-    # its KV blocks through the prefix cache instead of all prefilling the same prompt at once.
-    warm_prefix: bool = True
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError("samples must be at least 1")
-        if not 0.0 <= self.tir_ratio <= 1.0:
-            raise ValueError("tir_ratio must be between 0 and 1")
 
 
 def sample_seed(base_seed: int, problem_id: str, index: int) -> int:

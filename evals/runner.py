@@ -28,12 +28,12 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.backends.base import Backend
-from agent.rollout import RolloutConfig
-from agent.solve import ReviseFn, SolveConfig, solve
+from agent.config import RolloutConfig, SolveConfig
+from agent.solve import ReviseFn, solve
 from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
 from evals.store import RunData, RunStore, problem_record, sample_record
@@ -42,45 +42,53 @@ KAGGLE_SECONDS_PER_PROBLEM = 5 * 3600 / 50  # AIMO: 50 problems in 5 hours
 SolveFn = Callable[..., Awaitable[Result]]
 
 
+# The run identity's keys before the config tree (kept flat so older run stores still resume).
+_LEGACY_SOLVE_KEYS = ("samples", "tir_ratio", "seed", "policy", "weight")
+_LEGACY_ROLLOUT_KEYS = ("max_tokens", "max_tool_calls", "cell_timeout", "temperature", "top_p",
+                        "prompt_family", "record_tokens")
+_NOT_IDENTITY = ("concurrency", "warm_prefix", "time_budget", "rollout")  # of SolveConfig
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A run's settings. All fields but the last block are its identity (checked on resume)."""
+    """A run's settings: the embedded SolveConfig (one problem's samples, limits and vote) plus how
+    the run goes over its problems. All but `concurrency` and the solve's own concurrency and
+    prefix warming are its identity (checked on resume)."""
 
-    samples: int = 4  # samples per problem
-    tir_ratio: float = 0.5
-    max_tokens: int = 8192
-    max_tool_calls: int = 8
-    cell_timeout: float = 10.0
-    temperature: float = 0.6
-    top_p: float = 0.95
-    seed: int = 0
-    policy: str = "fixed"
-    weight: str = "uniform"
+    solve: SolveConfig = field(default_factory=SolveConfig)
     kaggle: bool = False
-    time_budget: float | None = None  # Kaggle: seconds for the whole run (None: 6 min a problem)
+    time_budget: float | None = None  # per problem; Kaggle: seconds for the whole run (None: 6 min a problem)
     scheduler: str = "bank"  # Kaggle: agent.budget.make_scheduler spec
-    prompt_family: str = "auto"
-    record_tokens: bool = False
     model: str = ""
-    # not identity: how the work is spread
-    concurrency: int = 4  # problems in flight per backend (Kaggle: 1)
-    sample_concurrency: int | None = None  # samples in flight per problem (None: all)
+    concurrency: int = 4  # problems in flight per backend (Kaggle: 1); not identity
+
+    @property
+    def samples(self) -> int:
+        return self.solve.samples
+
+    @property
+    def tir_ratio(self) -> float:
+        return self.solve.tir_ratio
+
+    @property
+    def seed(self) -> int:
+        return self.solve.seed
 
     def identity(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("concurrency", "sample_concurrency"):
-            d.pop(k)
+        """Flat, as older stores wrote it; a setting added later joins only when not at its default."""
+        solve, roll = asdict(self.solve), asdict(self.solve.rollout)
+        d: dict[str, Any] = {k: solve[k] for k in _LEGACY_SOLVE_KEYS}
+        d.update({k: roll[k] for k in _LEGACY_ROLLOUT_KEYS})
+        d.update(kaggle=self.kaggle, time_budget=self.time_budget, scheduler=self.scheduler, model=self.model)
+        for group, default, skip in ((solve, asdict(SolveConfig()), _NOT_IDENTITY),
+                                     (roll, asdict(RolloutConfig()), ())):
+            for k, v in group.items():
+                if k not in d and k not in skip and v != default[k]:
+                    d[k] = v
         return d
 
     def solve_config(self, time_budget: float | None = None) -> SolveConfig:
-        return SolveConfig(
-            samples=self.samples, tir_ratio=self.tir_ratio, seed=self.seed, time_budget=time_budget,
-            rollout=RolloutConfig(max_tokens=self.max_tokens, max_tool_calls=self.max_tool_calls,
-                                  cell_timeout=self.cell_timeout, temperature=self.temperature,
-                                  top_p=self.top_p, record_tokens=self.record_tokens,
-                                  prompt_family=self.prompt_family),
-            policy=self.policy, weight=self.weight, concurrency=self.sample_concurrency,
-        )
+        return replace(self.solve, time_budget=time_budget)
 
     def total_budget(self, n_problems: int) -> float:
         return self.time_budget if self.time_budget is not None else KAGGLE_SECONDS_PER_PROBLEM * n_problems
@@ -104,7 +112,9 @@ def open_store(run_dir: str, problems: Sequence[Problem], config: RunConfig, dat
 
     identity = {**config.identity(), "dataset": dataset, "problems": len(problems),
                 "problem_set": problem_set_digest(problems)}
-    meta = {"tirmath_version": __version__, "problems": [p.id for p in problems],
+    from agent.config import to_dict
+
+    meta = {"tirmath_version": __version__, "settings": to_dict(config), "problems": [p.id for p in problems],
             "problem_set": [p.to_dict() for p in problems], **(extra_meta or {})}
     return RunStore(run_dir, identity, meta)
 

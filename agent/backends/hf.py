@@ -98,20 +98,23 @@ class HFBackend:
         self._requests: dict[str, _Request] = {}
 
     @classmethod
-    def load(cls, model: str, dtype: str = "float32", threads: int | None = None) -> HFBackend:
+    def load(cls, model: str, dtype: str = "float32", threads: int | None = None, tokenizer: Any = None) -> HFBackend:
         """Load `model`; `threads` caps torch's CPU threads for generation (on a busy box,
-        more OpenMP threads than free cores made each token ~10x slower here)."""
+        more OpenMP threads than free cores made each token ~10x slower here). A `tokenizer`
+        object (e.g. the harmony one) replaces the folder's."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
         lm.to(device).eval()
-        return cls(lm, AutoTokenizer.from_pretrained(model), threads)
+        return cls(lm, tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model), threads)
 
     @classmethod
-    async def create(cls, model: str, dtype: str = "float32", threads: int | None = None) -> HFBackend:
-        return await asyncio.to_thread(cls.load, model, dtype, threads)
+    async def create(
+        cls, model: str, dtype: str = "float32", threads: int | None = None, tokenizer: Any = None
+    ) -> HFBackend:
+        return await asyncio.to_thread(cls.load, model, dtype, threads, tokenizer)
 
     def _run(self, prompt_ids: list[int], params: GenParams, req: _Request, emit: Callable[[Chunk], None]) -> None:
         import torch

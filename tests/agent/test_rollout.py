@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from agent.backends.base import GenParams
-from agent.rollout import RolloutConfig, find_code, format_output, rollout
+from agent.config import RolloutConfig
+from agent.rollout import find_code, format_output, rollout
 from agent.types import Problem
 from tests.agent.fakes import EOS, FakePool, FakeResult, ScriptedBackend
 

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Sequence
 
 from agent.backends.base import GenParams
+from agent.config import RolloutConfig, SolveConfig
 from agent.policy import make_policy
-from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, plan_modes, sample_seed, solve
+from agent.solve import plan_modes, sample_seed, solve
 from agent.types import Problem, Trace
 from tests.agent.fakes import FakePool, ScriptedBackend
 
