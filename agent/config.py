@@ -183,7 +183,7 @@ class SolveConfig:
                                         lo=0, lo_open=True)
     policy: str = setting("fixed", "stop policy: fixed, agree:K, consistency:K/N, posterior:P (alias sprt:P)",
                           check=_check_policy)
-    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, fitted:FILE", check=_check_weight)
+    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, entropy, fitted:FILE", check=_check_weight)
     concurrency: int | None = setting(None, "samples in flight per problem (default: all)", lo=1,
                                       flags=("--sample-concurrency",))
     warm_prefix: bool = setting(True, "start one sample per mode first so the rest reuse its prefix cache")

@@ -17,8 +17,10 @@ Not covered here: choosing modes, seeds or sample counts (solve.py), voting (vot
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +68,11 @@ def find_code(segment: str) -> tuple[int, int, str] | None:
     return m.start(), len(segment), segment[m.end() : close]
 
 
+def token_entropy(top: Sequence[tuple[int, float]]) -> float:
+    """-sum p log p over the top-k alternatives of one generated token (nats)."""
+    return -sum(math.exp(lp) * lp for _, lp in top if lp > -math.inf)
+
+
 def format_output(result: Any, limit: int, timeout: float) -> str:
     """Render a sandbox ExecResult as the ```output block the model reads next."""
     body = (result.output or "").rstrip("\n")
@@ -102,6 +109,7 @@ class _State:
     mask: list[int] = field(default_factory=list)
     thinks: bool = False
     running: asyncio.Future | None = None  # a cell left running after a cancel
+    entropy: list[float] = field(default_factory=list)  # top-k entropy per generated token (logprobs on)
 
     def full_text(self) -> str:
         return "".join(s.text for s in self.steps) + self.pending
@@ -137,6 +145,7 @@ async def _generate(
     try:
         async for ch in stream:
             new_ids.extend(ch.token_ids)
+            st.entropy.extend(token_entropy(lp) for lp in ch.logprobs or ())
             if ch.text:
                 live += ch.text
                 emit(on_event, Event("text", index, ch.text, tokens=st.tokens + len(new_ids)))
@@ -233,6 +242,7 @@ async def rollout(
                 min_p=config.min_p,
                 seed=(seed * 1_000_003 + rnd) % (2**31),
                 stop=(CODE_STOP,) if mode == "tir" else (),
+                logprobs=config.logprobs or None,
             )
             rid = f"{problem.id}#{index}#{seed}#{rnd}"
             new_ids, how, stop_reason = await _generate(
@@ -295,6 +305,7 @@ async def rollout(
         error=error,
         token_ids=tuple(st.completion_ids) if config.record_tokens else (),
         mask=tuple(st.mask) if config.record_tokens else (),
+        mean_entropy=sum(st.entropy) / len(st.entropy) if st.entropy else None,
     )
     emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=finish))
     return trace

@@ -21,17 +21,16 @@ Not covered: budgets across samples, voting, the fenced ```python loop (agent/ro
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent import harmony
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
-from agent.rollout import _RELEASING, Deadline, RolloutConfig, _release_later, _run_cell, format_output
+from agent.rollout import _RELEASING, Deadline, _release_later, _run_cell, format_output, token_entropy
 from agent.types import Answer, Finish, Mode, Problem, Step, Trace
 
 EMPTY_NOTE = "[the code printed nothing: use print() to see values]"
@@ -75,11 +74,6 @@ def tool_text(result: Any, limit: int, timeout: float) -> str:
     elif len((result.output or "").rstrip("\n")) > limit:
         body += "\n" + CUT_NOTE
     return body
-
-
-def token_entropy(top: Sequence[tuple[int, float]]) -> float:
-    """-sum p log p over the top-k alternatives of one token (nats)."""
-    return -sum(math.exp(lp) * lp for _, lp in top if lp > -math.inf)
 
 
 def _messages_of(parser: Any) -> tuple[harmony.Parsed, ...]:

@@ -28,7 +28,7 @@ from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
 from agent.rollout import Deadline, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
-from agent.vote import WeightFn, make_weight, vote
+from agent.vote import ENTROPY_TOP_K, WeightFn, make_weight, needs_entropy, vote
 
 NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
@@ -68,6 +68,8 @@ async def solve(
     With a time budget, `revise` (a time scheduler's) may extend the problem's budget each time
     a sample finishes and once more just before the deadline; running samples see the new one.
     """
+    if needs_entropy(config.weight) and not config.rollout.logprobs:  # the entropy weight reads logprobs
+        config = replace(config, rollout=replace(config.rollout, logprobs=ENTROPY_TOP_K))
     policy = policy or make_policy(config.policy)
     weight = weight or make_weight(config.weight)
     modes = plan_modes(config.samples, config.tir_ratio)

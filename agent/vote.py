@@ -18,6 +18,9 @@ Weight schemes (`make_weight(spec)`), a scheme's weight must be >= 0:
   "aimo2[:T[:F]]"     answers with |value| < T (default 10) count F (default 0.5): AIMO2 teams
                       saw that a model that fails tends to fall back on tiny answers (0, 1, 2).
   "fitted:PATH"       a logistic model over trace features fitted by `agent.weights` (JSON file).
+  "entropy[:F]"       1 / max(mean top-k entropy of the sample's tokens, F) (F default 0.01 nats),
+                      the AIMO3 baseline's confidence weight; needs `Trace.mean_entropy` (solve
+                      asks the backend for top-k logprobs when this scheme is used).
   "A*B"               the product of two or more schemes, e.g. "tir_clean*aimo2".
 
 Not covered here: when to stop sampling (agent/policy.py) and fitting weights (agent/weights.py).
@@ -78,6 +81,29 @@ class Product:
         return w
 
 
+ENTROPY_TOP_K = 5  # top-k logprobs solve asks for when a weight needs entropy
+
+
+@dataclass(frozen=True)
+class InverseEntropy:
+    """Weight 1 / mean top-k token entropy: confident samples count more."""
+
+    floor: float = 0.01
+
+    def __call__(self, trace: Trace) -> float:
+        if trace.mean_entropy is None:
+            raise UserError(
+                f"vote weight 'entropy': sample {trace.index} of problem {trace.problem_id} has no recorded "
+                "entropy (it was run without logprobs; set --logprobs K or use another weight)"
+            )
+        return 1.0 / max(trace.mean_entropy, self.floor)
+
+
+def needs_entropy(spec: str | None) -> bool:
+    """Whether a weight spec reads `Trace.mean_entropy` (so samples must be run with logprobs)."""
+    return any(part.strip().partition(":")[0] == "entropy" for part in (spec or "").split("*"))
+
+
 def _floats(spec: str, params: list[str], n: int) -> list[float]:
     if len(params) > n:
         raise UserError(f"weight scheme {spec!r}: at most {n} parameter(s)")
@@ -110,7 +136,14 @@ def make_weight(spec: str | None) -> WeightFn:
         vals = _floats(spec, params, 2)
         threshold = int(vals[0]) if vals else 10
         return SmallAnswerPenalty(threshold, vals[1] if len(vals) > 1 else 0.5)
-    raise UserError(f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], fitted:PATH")
+    if name == "entropy":
+        vals = _floats(spec, params, 1)
+        if vals and vals[0] <= 0:
+            raise UserError(f"weight scheme {spec!r}: the entropy floor must be > 0")
+        return InverseEntropy(*vals)
+    raise UserError(
+        f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], entropy[:F], fitted:PATH"
+    )
 
 
 def vote(traces: Sequence[Trace], weight: WeightFn | None = None) -> Vote:

@@ -1,7 +1,7 @@
 """A scripted backend that replays harmony token sequences (gpt-oss's format), for loop tests.
 
-`HarmonyScript(reply)`: `reply(prompt_text, params) -> str` returns the model's next harmony
-text (special tokens written out, as gpt-oss emits them); it is encoded with the real harmony
+`HarmonyScript(reply)`: `reply(prompt_text, params) -> str` (or `(str, top logprob)`) returns the
+model's next harmony text (special tokens written out, as gpt-oss emits them); it is encoded with the real harmony
 encoding and streamed a few ids at a time, stopping after the first id in
 `params.stop_token_ids` (included, as vLLM does) or at `max_tokens`. With `params.logprobs`
 it sends made-up top-k logprobs (`logprob_of(token) -> float` for the top one). Only tests use it.
@@ -21,7 +21,7 @@ from agent.backends.base import Chunk, GenParams
 
 @dataclass
 class HarmonyScript:
-    reply: Callable[[str, GenParams], str]
+    reply: Callable[[str, GenParams], str | tuple[str, float]]
     top_logprob: float = math.log(0.9)
     delay: float = 0.0
     name: str = "harmony-script"
@@ -33,7 +33,9 @@ class HarmonyScript:
         enc = harmony.encoding()
         prompt = enc.decode(list(prompt_ids))
         self.requests.append((prompt, params))
-        ids = [int(i) for i in enc.encode(self.reply(prompt, params), allowed_special="all")]
+        said = self.reply(prompt, params)
+        text, top = said if isinstance(said, tuple) else (said, self.top_logprob)
+        ids = [int(i) for i in enc.encode(text, allowed_special="all")]
         finish = "length"
         stops = [n for n, t in enumerate(ids) if t in params.stop_token_ids]
         if stops:
@@ -47,8 +49,8 @@ class HarmonyScript:
             last = i + 3 >= len(ids)
             lps = None
             if params.logprobs:
-                rest = math.log((1 - math.exp(self.top_logprob)) / 2)
-                lps = tuple(((t, self.top_logprob), (t + 1, rest), (t + 2, rest)) for t in part)
+                rest = math.log((1 - math.exp(top)) / 2)
+                lps = tuple(((t, top), (t + 1, rest), (t + 2, rest)) for t in part)
             yield Chunk(enc.decode(part), tuple(part), finish if last else None, None, lps)
 
     async def abort(self, request_id: str) -> None:

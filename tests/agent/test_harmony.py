@@ -198,3 +198,43 @@ async def test_tool_limit_and_length():
     t = await rollout(P, HarmonyScript(lambda p, g: "<|channel|>analysis<|message|>" + "hmm " * 50), None,
                       "cot", RolloutConfig(prompt_family="gpt-oss", max_tokens=20))
     assert (t.finish, t.tokens) == ("length", 20)
+
+
+def test_entropy_weight_prefers_confident_samples_and_survives_storage():
+    from agent.types import Answer, Trace
+    from agent.vote import make_weight, needs_entropy, vote
+
+    def t(i: int, value: int, h: float | None) -> Trace:
+        return Trace("p", i, i, "cot", (), Answer(str(value), value, "boxed"), "answer", 10, 0, mean_entropy=h)
+
+    traces = [t(0, 7, 2.0), t(1, 7, 2.0), t(2, 42, 0.5)]
+    assert vote(traces).answer == 7
+    assert vote(traces, make_weight("entropy")).answer == 42  # 1/0.5 = 2 > 2 x 1/2
+    stored = [Trace.from_dict(x.to_dict()) for x in traces]  # what replay reads back from a run store
+    assert [x.mean_entropy for x in stored] == [2.0, 2.0, 0.5]
+    assert vote(stored, make_weight("entropy*aimo2")).answer == 42
+    assert needs_entropy("tir_clean*entropy:0.1") and not needs_entropy("uniform")
+    with pytest.raises(UserError, match="no recorded entropy"):
+        vote([t(0, 7, None)], make_weight("entropy"))
+    with pytest.raises(UserError, match="floor must be > 0"):
+        make_weight("entropy:0")
+
+
+async def test_solve_with_entropy_weight_asks_for_logprobs():
+    from agent.config import SolveConfig
+    from agent.solve import solve
+
+    said = []
+
+    def reply(prompt: str, params: GenParams) -> tuple[str, float]:
+        said.append(params)
+        if len(said) == 1:
+            return final("\\boxed{42}"), math.log(0.99)  # one confident sample
+        return final("\\boxed{7}"), math.log(0.4)  # two hesitant ones
+
+    cfg = SolveConfig(samples=3, tir_ratio=0.0, weight="entropy", concurrency=1,
+                      rollout=RolloutConfig(prompt_family="gpt-oss"))
+    result = await solve(P, HarmonyScript(reply), None, cfg)
+    assert all(p.logprobs for p in said)
+    assert sorted(t.answer.value for t in result.traces if t.answer) == [7, 7, 42]
+    assert result.answer == 42

@@ -68,7 +68,7 @@ async def check_engine(backend: Any) -> None:
     chunks = await collect(backend.stream(prompt, greedy, "lp"))
     per_token = [lp for c in chunks for lp in (c.logprobs or ())]
     assert len(per_token) == 12 and all(len(t) == 3 for t in per_token)
-    assert per_token[0][0][0] == one[0] and all(a[1] >= b[1] for a, b in zip(per_token[0], per_token[0][1:]))
+    assert per_token[0][0][0] == one[0] and all(a[1] >= b[1] for a, b in zip(per_token[0], per_token[0][1:], strict=False))
     # the harmony loop on this engine: random weights write no valid harmony, so the sample ends
     # with `length` or a clear `error` note, with the harmony prompt and stop ids sent
     cfg = RolloutConfig(prompt_family="gpt-oss", max_tokens=24, logprobs=2, reasoning_effort="low")
