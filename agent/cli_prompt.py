@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from agent.cli_args import ConfigParser
 from agent.config import setting
@@ -57,7 +57,7 @@ def render_first_turn(a: PromptArgs) -> tuple[str, list[int]]:
     return str(tokenizer.decode(ids, skip_special_tokens=False)), ids
 
 
-def _tokenizer(model: str | None) -> object:
+def _tokenizer(model: str | None) -> Any:
     from transformers import AutoTokenizer
 
     from agent.models import resolve_model
