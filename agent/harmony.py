@@ -147,6 +147,14 @@ def prompt_ids(problem: Problem, mode: Mode, effort: str = "high") -> list[int]:
     return [int(i) for i in encoding().render_conversation_for_completion(conv, Role.ASSISTANT)]
 
 
+def return_token_id() -> int:
+    """The id that ends a final answer (`<|return|>`), read from a rendered training conversation."""
+    from openai_harmony import Conversation, Message, Role
+
+    msg = Message.from_role_and_content(Role.ASSISTANT, "x").with_channel("final")
+    return int(encoding().render_conversation_for_training(Conversation.from_messages([msg]))[-1])
+
+
 def tool_reply_ids(text: str, channel: str = "analysis") -> list[int]:
     """The python tool's reply message, followed by the next assistant turn opened."""
     from openai_harmony import Author, Conversation, Message, Role
