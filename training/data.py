@@ -37,7 +37,7 @@ from typing import Any
 from agent.answers import extract_answer, is_correct
 from agent.errors import UserError
 from agent.jsonl import read_jsonl
-from agent.types import Problem, Step, Trace
+from agent.types import Mode, Problem, Step, Trace
 
 _OUTPUT_RE = re.compile(r"(```output\n.*?```\n?)", re.DOTALL)
 
@@ -289,8 +289,9 @@ def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem
         keep = keep[: recipe.max_rows]
     if not keep:
         raise UserError(f"{src}: no usable GRPO rows (no problem has an integer answer)")
-    mode = "tir" if recipe.tir else "cot"
-    rows, by_prompt = [], {}
+    mode: Mode = "tir" if recipe.tir else "cot"
+    rows: list[dict[str, Any]] = []
+    by_prompt: dict[str, Problem] = {}
     for p in keep:
         if family == "gpt-oss":  # a plain-text prompt: the harmony rendering, special tokens written out
             from agent import harmony
