@@ -11,42 +11,29 @@ Budgets: generated tokens per sample across rounds (tool output tokens do not co
 they do use context), tool calls per sample, and an absolute deadline. A `cancel` event ends
 the sample at once (the engine request is aborted), e.g. when the problem's vote is settled.
 
+The gpt-oss family (harmony format, native python tool) runs its own round step,
+agent/rollout_harmony.py; running a cell and formatting its output live in agent/cells.py.
 Not covered here: choosing modes, seeds or sample counts (solve.py), voting (vote.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.cells import Deadline, format_output, release_in_background, run_cell, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.prompts import family_of, prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 
 CODE_STOP = "```\n"
-_RELEASING: set[asyncio.Future] = set()  # sessions being handed back in the background
 _OPEN_RE = re.compile(r"```(?:python|py)[ \t]*\n")
-
-
-@dataclass
-class Deadline:
-    """An absolute `time.monotonic()` deadline, shared by a problem's samples; solve may extend it."""
-
-    at: float
-
-    def passed(self) -> bool:
-        return time.monotonic() > self.at
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -66,34 +53,6 @@ def find_code(segment: str) -> tuple[int, int, str] | None:
     if segment[end:].strip():
         return None
     return m.start(), len(segment), segment[m.end() : close]
-
-
-def token_entropy(top: Sequence[tuple[int, float]]) -> float:
-    """-sum p log p over the top-k alternatives of one generated token (nats)."""
-    return -sum(math.exp(lp) * lp for _, lp in top if lp > -math.inf)
-
-
-def format_output(result: Any, limit: int, timeout: float) -> str:
-    """Render a sandbox ExecResult as the ```output block the model reads next."""
-    body = (result.output or "").rstrip("\n")
-    if len(body) > limit:
-        head, tail = body[: limit // 2], body[-limit // 2 :]
-        body = f"{head}\n... [{len(body) - len(head) - len(tail)} characters cut] ...\n{tail}"
-    status = result.status
-    notes = {
-        "timeout": f"[the cell ran longer than {timeout:g} s and was stopped]",
-        "oom": "[the cell ran out of memory and was stopped]",
-        "crashed": "[the Python kernel crashed]",
-        "restarted": "[the Python kernel was restarted]",
-    }
-    lines = [body] if body else []
-    if status in notes:
-        lines.append(notes[status])
-    if getattr(result, "state_lost", False) or status in ("crashed", "restarted"):
-        lines.append("[all variables and imports from earlier cells were lost]")
-    if not lines:
-        lines.append("[no output; print() the values you need]")
-    return "```output\n" + "\n".join(lines) + "\n```\n"
 
 
 @dataclass
@@ -166,22 +125,6 @@ async def _generate(
         if finish in ("aborted", "time", "answer"):
             await backend.abort(rid)
     return new_ids, finish, stop_reason
-
-
-async def _run_cell(
-    st: _State, session: Any, code: str, timeout: float, cancel: asyncio.Event | None
-) -> Any | None:
-    """Run code in the session; None if `cancel` fired first (the cell then ends in the background)."""
-    run = asyncio.ensure_future(session.run(code, timeout=timeout))
-    if cancel is None:
-        return await run
-    waiter = asyncio.ensure_future(cancel.wait())
-    done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if run in done:
-        return run.result()
-    st.running = run
-    return None
 
 
 def _eos_ids(backend: Backend) -> set[int]:
@@ -283,9 +226,7 @@ async def rollout(
         finish, error = "error", f"{type(e).__name__}: {e}"
     finally:
         if session is not None:
-            task = asyncio.ensure_future(_release_later(pool, session, st.running))
-            _RELEASING.add(task)  # keep a reference until it is done (asyncio holds only weak ones)
-            task.add_done_callback(_RELEASING.discard)
+            release_in_background(pool, session, st.running)
     if st.pending:
         st.steps.append(Step("text", st.pending))
         st.pending = ""
@@ -333,7 +274,7 @@ async def _tool_round(
     timeout = config.cell_timeout
     if deadline is not None:
         timeout = max(0.5, min(timeout, deadline.left()))
-    result = await _run_cell(st, session, code, timeout, cancel)
+    result = await run_cell(st, session, code, timeout, cancel)
     if result is None:
         return None
     st.tool_calls += 1
@@ -347,13 +288,3 @@ async def _tool_round(
     st.completion_ids.extend(out_ids)
     st.mask.extend([0] * len(out_ids))
     return result
-
-
-async def _release_later(pool: Any, session: Any, running: asyncio.Future | None) -> None:
-    """Give the session back once any cell still running on it (after a cancel) has ended."""
-    if running is not None:
-        try:
-            await running
-        except Exception:
-            pass
-    await pool.release(session)

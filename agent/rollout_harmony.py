@@ -28,9 +28,9 @@ from typing import Any
 from agent import harmony
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.cells import Deadline, format_output, release_in_background, run_cell, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
-from agent.rollout import _RELEASING, Deadline, _release_later, _run_cell, format_output, token_entropy
 from agent.types import Answer, Finish, Mode, Problem, Step, Trace
 
 EMPTY_NOTE = "[the code printed nothing: use print() to see values]"
@@ -162,7 +162,7 @@ async def _tool_round(
     timeout = config.cell_timeout
     if deadline is not None:
         timeout = max(0.5, min(timeout, deadline.left()))
-    result = await _run_cell(st, session, code, timeout, cancel)  # type: ignore[arg-type]
+    result = await run_cell(st, session, code, timeout, cancel)
     if result is None:
         return None
     st.tool_calls += 1
@@ -244,9 +244,7 @@ async def rollout_harmony(
         finish, error = "error", f"{type(e).__name__}: {e}"
     finally:
         if session is not None:
-            task = asyncio.ensure_future(_release_later(pool, session, st.running))
-            _RELEASING.add(task)
-            task.add_done_callback(_RELEASING.discard)
+            release_in_background(pool, session, st.running)
     trace = Trace(
         problem_id=problem.id, index=index, seed=seed, mode=mode, steps=tuple(st.steps),
         answer=answer_of(st, problem.modulus), finish=finish, tokens=st.tokens, tool_calls=st.tool_calls,
