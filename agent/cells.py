@@ -1,7 +1,7 @@
 """Running one code cell for a sample, shared by the fenced and the harmony TIR loops.
 
 `Deadline` (a problem's shared wall-clock end), `run_cell` (run code in the sample's kernel
-session; on a cancel the cell is left to finish in the background), `format_output` (the tool
+session; on a cancel the cell is left to finish in the background), `output_lines` (the tool
 output the model reads: head and tail kept when long, timeouts, crashes, out-of-memory and lost
 state told in plain words), `release_in_background` (hand a session back once its last cell
 ended) and `token_entropy` (the top-k entropy of one generated token). Not covered: generation,
@@ -42,27 +42,29 @@ def token_entropy(top: Sequence[tuple[int, float]]) -> float:
     return -sum(math.exp(lp) * lp for _, lp in top if lp > -math.inf)
 
 
-def format_output(result: Any, limit: int, timeout: float) -> str:
-    """Render a sandbox ExecResult as the ```output block the model reads next."""
+_STATUS_NOTES = {
+    "timeout": "[the cell ran longer than {timeout:g} s and was stopped]",
+    "oom": "[the cell ran out of memory and was stopped]",
+    "crashed": "[the Python kernel crashed]",
+    "restarted": "[the Python kernel was restarted]",
+}
+
+
+def output_lines(result: Any, limit: int, timeout: float) -> list[str]:
+    """A sandbox ExecResult as the lines the model reads: the output (head and tail kept) and
+    plain-words notes on timeouts, crashes, lost state and empty output."""
     body = (result.output or "").rstrip("\n")
     if len(body) > limit:
         head, tail = body[: limit // 2], body[-limit // 2 :]
         body = f"{head}\n... [{len(body) - len(head) - len(tail)} characters cut] ...\n{tail}"
-    status = result.status
-    notes = {
-        "timeout": f"[the cell ran longer than {timeout:g} s and was stopped]",
-        "oom": "[the cell ran out of memory and was stopped]",
-        "crashed": "[the Python kernel crashed]",
-        "restarted": "[the Python kernel was restarted]",
-    }
     lines = [body] if body else []
-    if status in notes:
-        lines.append(notes[status])
-    if getattr(result, "state_lost", False) or status in ("crashed", "restarted"):
+    if result.status in _STATUS_NOTES:
+        lines.append(_STATUS_NOTES[result.status].format(timeout=timeout))
+    if getattr(result, "state_lost", False) or result.status in ("crashed", "restarted"):
         lines.append("[all variables and imports from earlier cells were lost]")
     if not lines:
         lines.append("[no output; print() the values you need]")
-    return "```output\n" + "\n".join(lines) + "\n```\n"
+    return lines
 
 
 async def run_cell(

@@ -133,6 +133,19 @@ def build_groups(groups: Sequence[type], ns: argparse.Namespace) -> dict[type, A
     return out
 
 
+BUILTIN_MODEL_PRESET = "builtin-model"
+
+
+def with_builtin_defaults(argv: Sequence[str]) -> list[str]:
+    """argv with the built-in model's defaults first (short budgets that fit a 135M model) when
+    neither --model nor --server nor a settings file names another model; given flags still win."""
+    argv = list(argv)
+    named = {"--model", "--server", "--config", "--preset"}
+    if any(a.split("=")[0] in named for a in argv):
+        return argv
+    return ["--preset", BUILTIN_MODEL_PRESET, *argv]
+
+
 def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) if PRESETS_DIR.is_dir() else []
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.cli_args import ConfigParser
+from agent.cli_args import ConfigParser, with_builtin_defaults
 from agent.config import EngineConfig, RolloutConfig, SandboxSettings, SolveConfig, setting
 from agent.errors import UserError
 from agent.paths import atomic_write, read_text
@@ -80,7 +80,7 @@ def build_parser() -> ConfigParser:
 
 def parse(argv: list[str]) -> tuple[SolveArgs, EngineConfig, SolveConfig, SandboxSettings]:
     """Flags -> the command's own args and the config tree, all checked (UserError on a mistake)."""
-    g = build_parser().parse(argv)
+    g = build_parser().parse(with_builtin_defaults(argv))
     return g[SolveArgs], g[EngineConfig], g[SolveConfig], g[SandboxSettings]
 
 
@@ -102,6 +102,16 @@ def main(argv: list[str]) -> int:
     else:
         graded = "" if result.correct is None else ("  (correct)" if result.correct else "  (wrong)")
         print(f"answer: {result.answer}{graded}   [{result.seconds:.1f}s, stop: {result.stop_reason}]")
+    return _exit_code(result)
+
+
+def _exit_code(result: Any) -> int:
+    """1 when no sample gave an answer because samples failed (the first failure said on stderr)."""
+    failed = [t for t in result.traces if t.finish == "error"]
+    if result.answer is None and failed:
+        print(f"tirmath solve: error: no answer: {len(failed)} of {len(result.traces)} samples failed; first: "
+              f"{failed[0].error}", file=sys.stderr)
+        return 1
     return 0
 
 

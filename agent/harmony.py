@@ -52,7 +52,8 @@ INTEGER_HINT = "The final answer is an integer between 0 and {top}."
 
 
 class HarmonyParseError(ValueError):
-    """The model's tokens are not valid harmony (the sample ends with `error`)."""
+    """The model's tokens are not valid harmony, or its call cannot be served: the sample ends
+    with finish "error" and this message (the problem goes on)."""
 
 
 def vocab_cache_dir() -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 from agent import harmony
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
-from agent.cells import Deadline, format_output, release_in_background, run_cell, token_entropy
+from agent.cells import Deadline, output_lines, release_in_background, run_cell, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.types import Answer, Finish, Mode, Problem, Step, Trace
@@ -65,15 +65,14 @@ class _Round:
 
 
 def tool_text(result: Any, limit: int, timeout: float) -> str:
-    """The tool message text for a sandbox result: the fenced loop's caps and notes, unfenced."""
-    block = format_output(result, limit, timeout)
-    body = block.removeprefix("```output\n").removesuffix("\n```\n")
+    """The tool message text for a sandbox result: the fenced loop's caps and notes, plus an
+    explicit "use print()" note when the code printed nothing or its output was cut."""
+    lines = [ln for ln in output_lines(result, limit, timeout) if not ln.startswith("[no output;")]
     if not (result.output or "").strip():
-        body = body.replace("[no output; print() the values you need]", "").strip("\n")
-        body = (body + "\n" + EMPTY_NOTE).lstrip("\n")
+        lines.append(EMPTY_NOTE)
     elif len((result.output or "").rstrip("\n")) > limit:
-        body += "\n" + CUT_NOTE
-    return body
+        lines.append(CUT_NOTE)
+    return "\n".join(lines)
 
 
 def _messages_of(parser: Any) -> tuple[harmony.Parsed, ...]:
@@ -188,34 +187,47 @@ def answer_of(st: _State, modulus: int | None) -> Answer | None:
     return extract_answer("", steps, modulus)
 
 
+def _budget(config: RolloutConfig, st: _State, backend: Backend) -> tuple[int, bool]:
+    """(tokens the next request may generate, whether the context window is the tighter bound)."""
+    left = config.max_tokens - st.tokens
+    ctx = getattr(backend, "max_model_len", None)
+    room = ctx - len(st.ids) if ctx else left
+    return min(left, room), room < left
+
+
+async def _acquire(pool: Any) -> Any:
+    """The sample's kernel session; a kernel that cannot start ends the sample (not the problem)."""
+    from sandbox.kernel import KernelStartError
+
+    try:
+        return await pool.acquire()
+    except KernelStartError as e:
+        raise harmony.HarmonyParseError(f"the sandbox could not start a kernel: {e}") from e
+
+
 async def rollout_harmony(
     problem: Problem, backend: Backend, pool: Any, mode: Mode, config: RolloutConfig, index: int = 0,
     seed: int = 0, on_event: EventHandler | None = None, deadline: Deadline | None = None,
     cancel: asyncio.Event | None = None,
 ) -> Trace:
-    """Run one harmony sample to its end and return its Trace (see the module docstring)."""
+    """Run one harmony sample to its end and return its Trace (see the module docstring).
+
+    A harmony parse failure or a kernel that cannot start ends this sample with finish "error";
+    backend failures (BackendError) propagate, as in the fenced loop."""
     start = time.monotonic()
     prompt = harmony.prompt_ids(problem, mode, config.reasoning_effort)
     st = _State(ids=list(prompt))
-    stops = harmony.stop_token_ids()
-    ctx_limit = getattr(backend, "max_model_len", None)
-    session = None
-    finish: Finish = "length"
-    error = None
+    session, finish, error = None, None, None
     emit(on_event, Event("start", index, mode))
     try:
         for n in range(10_000):
-            remaining = config.max_tokens - st.tokens
-            if ctx_limit:
-                remaining = min(remaining, ctx_limit - len(st.ids))
-            if remaining <= 0:
-                finish = "length"
+            limit, context_bound = _budget(config, st, backend)
+            if limit <= 0:
+                finish = "context" if context_bound else "length"
                 break
-            params = GenParams(
-                max_tokens=remaining, temperature=config.temperature, top_p=config.top_p,
-                seed=(seed * 1_000_003 + n) % (2**31), stop_token_ids=stops, min_p=config.min_p,
-                logprobs=config.logprobs or None,
-            )
+            params = GenParams(max_tokens=limit, temperature=config.temperature, top_p=config.top_p,
+                               seed=(seed * 1_000_003 + n) % (2**31), stop_token_ids=harmony.stop_token_ids(),
+                               min_p=config.min_p, logprobs=config.logprobs or None)
             rnd = await _generate(backend, st, params, f"{problem.id}#{index}#{seed}#{n}", on_event, index,
                                   deadline, cancel)
             _record(st, rnd)
@@ -223,16 +235,15 @@ async def rollout_harmony(
             if rnd.finish != "stop" or call is None:
                 if rnd.ids:
                     st.steps.append(Step("text", harmony.decode(rnd.ids)))
-                finish = _end_of(rnd.finish, st)
+                finish = "context" if rnd.finish == "length" and context_bound else _end_of(rnd.finish, st)
                 break
             _split_call(st, rnd, call.text)
-            if not call.recipient.startswith("python"):  # type: ignore[union-attr]
+            if not str(call.recipient).startswith("python"):
                 raise harmony.HarmonyParseError(f"the model called an unknown tool {call.recipient!r}")
             if mode != "tir" or st.tool_calls >= config.max_tool_calls:
                 finish = "tool_limit"
                 break
-            if session is None:
-                session = await pool.acquire()
+            session = session or await _acquire(pool)
             if await _tool_round(st, call.text, call.channel, session, config, on_event, index, deadline,
                                  cancel) is None:
                 finish = "aborted"
@@ -240,20 +251,20 @@ async def rollout_harmony(
             if deadline is not None and deadline.passed():
                 finish = "time"
                 break
-    except Exception as e:  # a backend or format failure ends this sample, not the problem
-        finish, error = "error", f"{type(e).__name__}: {e}"
+    except harmony.HarmonyParseError as e:
+        finish, error = "error", str(e)
     finally:
         if session is not None:
             release_in_background(pool, session, st.running)
     trace = Trace(
         problem_id=problem.id, index=index, seed=seed, mode=mode, steps=tuple(st.steps),
-        answer=answer_of(st, problem.modulus), finish=finish, tokens=st.tokens, tool_calls=st.tool_calls,
-        seconds=time.monotonic() - start, prompt_tokens=len(prompt), error=error,
+        answer=answer_of(st, problem.modulus), finish=finish or "error", tokens=st.tokens,
+        tool_calls=st.tool_calls, seconds=time.monotonic() - start, prompt_tokens=len(prompt), error=error,
         token_ids=tuple(st.completion_ids) if config.record_tokens else (),
         mask=tuple(st.mask) if config.record_tokens else (),
         mean_entropy=st.entropy_sum / st.entropy_n if st.entropy_n else None,
     )
-    emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=finish))
+    emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=trace.finish))
     return trace
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from agent.config import RolloutConfig, SolveConfig
 from agent.types import Answer, Problem, Step, Trace
-from evals.fakes import FakeBackend, FakePool
 from evals.runner import RunConfig, open_store, run_problems
 from evals.store import RECORDS, RunStore, read_run, sample_record
+from tests.fakes import FakeBackend, FakePool
 
 TARGET_PER_SECOND = 10_000 / 3600
 

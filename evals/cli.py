@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from agent.cli_args import ConfigParser
+from agent.cli_args import ConfigParser, with_builtin_defaults
 from agent.config import EngineConfig, RolloutConfig, SandboxSettings, SolveConfig, setting
 from agent.datasets import FieldMap, load_problems, parse_ids
 from agent.types import Problem
@@ -52,6 +52,8 @@ class RunArgs:
     kaggle: bool = setting(False, "one problem at a time, random order, global --time-budget")
     scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]] | aimo3[:B[:H]]", check=_check_scheduler)
     concurrency: int = setting(4, "problems in flight per backend", lo=1)
+    retry_errors: bool = setting(True, "on resume, run samples that ended in error again (--no-retry-errors "
+                                 "keeps them)")
     quiet: bool = setting(False, "no progress line")
     verbose: bool = setting(False, "show the engine's own log lines")
 
@@ -85,13 +87,15 @@ class Batch:
 
 
 def _parse(prog: str, description: str, argv: list[str], extra: tuple[type, ...] = (), **defaults: Any) -> Batch:
-    g = ConfigParser(prog, (*BATCH_GROUPS, *extra), description=description, samples=4, **defaults).parse(argv)
+    g = ConfigParser(prog, (*BATCH_GROUPS, *extra), description=description, samples=4, **defaults).parse(
+        with_builtin_defaults(argv))
     run, engine, solve = g[RunArgs], g[EngineConfig], g[SolveConfig]
     if run.kaggle:
         run = replace(run, concurrency=1)
     model = engine.model or ("server" if engine.server else "default")
     config = RunConfig(solve=replace(solve, time_budget=None), kaggle=run.kaggle, time_budget=solve.time_budget,
-                       scheduler=run.scheduler, model=model, concurrency=run.concurrency)
+                       scheduler=run.scheduler, model=model, concurrency=run.concurrency,
+                       retry_errors=run.retry_errors)
     return Batch(g[DataArgs], run, engine, g[SandboxSettings], config, g)
 
 
@@ -148,8 +152,9 @@ def _run_store(b: Batch, run_dir: str, problems: list[Problem], label: str) -> A
     meta = {"servers": list(b.engine.server), "command": label}
     store = open_store(run_dir, problems, b.config, b.data.dataset, meta)
     try:
-        todo = [p for p in problems if p.id not in store.data.problems]
-        if todo:
+        from evals.runner import pending
+
+        if pending(problems, store.data, b.config.retry_errors, say=False):
             asyncio.run(_execute(b, problems, store, label))
         return store.data
     finally:

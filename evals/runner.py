@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +39,7 @@ from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
 from evals.store import RunData, RunStore, problem_record, sample_record
 
+log = logging.getLogger("tirmath")
 KAGGLE_SECONDS_PER_PROBLEM = 5 * 3600 / 50  # AIMO: 50 problems in 5 hours
 SolveFn = Callable[..., Awaitable[Result]]
 
@@ -61,6 +63,7 @@ class RunConfig:
     scheduler: str = "bank"  # Kaggle: agent.budget.make_scheduler spec
     model: str = ""
     concurrency: int = 4  # problems in flight per backend (Kaggle: 1); not identity
+    retry_errors: bool = True  # a resumed run runs samples that ended in "error" again; not identity
 
     @property
     def samples(self) -> int:
@@ -134,7 +137,8 @@ class _Recorder:
 def _finish(store: RunStore, progress: Progress | None, problem: Problem, result: Result,
             planned: int, budget: float | None) -> None:
     stored = len(store.data.samples.get(problem.id, {}))
-    store.add_problem(problem_record(result, stored, len(store.data.problems), budget))
+    position = store.data.problems[problem.id].position if problem.id in store.data.problems else len(store.data.problems)
+    store.add_problem(problem_record(result, stored, position, budget), replace=True)
     if progress is not None:
         progress.problem_done(result.correct, max(0, planned - stored))
 
@@ -142,7 +146,7 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
                      progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
                      revise: ReviseFn | None = None) -> Result:
-    skip = store.data.traces(problem.id)
+    skip = [t for t in store.data.traces(problem.id) if t.finish != "error" or not config.retry_errors]
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
                             on_trace=_Recorder(problem, store, progress), skip=skip, revise=revise)
     _finish(store, progress, problem, result, config.samples, budget)
@@ -155,6 +159,16 @@ def _start_progress(progress: Progress | None, data: RunData) -> None:
     recs = data.all_samples()
     progress.resumed(len(recs), sum(r.correct for r in recs), len(data.problems),
                      sum(bool(p.correct) for p in data.problems.values()))
+
+
+def pending(problems: Sequence[Problem], data: RunData, retry_errors: bool, say: bool = True) -> list[Problem]:
+    """Problems still to run: not finished, or (retrying) holding samples that ended in "error"."""
+    retry = [p for p in problems if p.id in data.problems and retry_errors and data.errored(p.id)]
+    if retry and say:
+        n = sum(len(data.errored(p.id)) for p in retry)
+        log.warning("retrying %d samples that ended in error, in %d problems (--no-retry-errors keeps them)",
+                    n, len(retry))
+    return [p for p in problems if p.id not in data.problems or p in retry]
 
 
 async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend], pool: Any, config: RunConfig,
@@ -177,7 +191,7 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
         finally:
             slots.put_nowait(backend)
 
-    todo = [p for p in problems if p.id not in store.data.problems]
+    todo = pending(problems, store.data, config.retry_errors)
     tasks = [asyncio.create_task(one(p)) for p in todo]
     try:
         await asyncio.gather(*tasks)
@@ -208,7 +222,7 @@ async def _run_kaggle(problems: Sequence[Problem], backend: Backend, pool: Any, 
         scheduler.record(rec.seconds)
     t0 = time.monotonic()
     for i, problem in enumerate(order):
-        if problem.id in store.data.problems:
+        if problem.id in store.data.problems and not (config.retry_errors and store.data.errored(problem.id)):
             continue
         time_left = total - used - (time.monotonic() - t0)
         if time_left <= 0:

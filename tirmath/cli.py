@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 
+from agent.backends.base import BackendError
 from agent.errors import UserError
 
 # subcommand -> ("module:function", one-line help)
@@ -54,6 +55,13 @@ def quiet_libraries(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not verbose:
         warnings.filterwarnings("ignore")
+    ours = logging.getLogger("tirmath")
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tirmath: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
     for name in ("asyncio", "vllm", "transformers", "torch", "accelerate", "datasets", "httpx"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
@@ -84,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"tirmath {name}: error: {e}", file=sys.stderr)
         return 2
+    except BackendError as e:  # a server or engine failed: not the user's mistake, but one line too
+        print(f"tirmath {name}: error: {e} (finished work is kept; run the same command again to resume)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"tirmath {name}: interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from agent import harmony
 from agent.config import RolloutConfig
 from agent.rollout import rollout
 from agent.types import Problem, Trace
-from tests.agent.fakes import FakePool
+from tests.fakes import FakePool
 from tests.agent.harmony_fakes import HarmonyScript
 from tests.agent.test_harmony import final, two_calls
 from training.data import _trace_candidate, build_grpo_dataset, build_sft_dataset, harmony_row
