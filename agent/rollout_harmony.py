@@ -217,7 +217,8 @@ async def rollout_harmony(
     start = time.monotonic()
     prompt = harmony.prompt_ids(problem, mode, config.reasoning_effort)
     st = _State(ids=list(prompt))
-    session, finish, error = None, None, None
+    session, error = None, None
+    finish: Finish | None = None
     emit(on_event, Event("start", index, mode))
     try:
         for n in range(10_000):

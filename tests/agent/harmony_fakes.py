@@ -25,6 +25,8 @@ class HarmonyScript:
     top_logprob: float = math.log(0.9)
     delay: float = 0.0
     name: str = "harmony-script"
+    max_model_len: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
     tokenizer: Any = field(default_factory=harmony.HarmonyTokenizer)
     requests: list[tuple[str, GenParams]] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)

@@ -94,7 +94,7 @@ def test_vocabulary_is_unpacked_into_the_cache_and_verified(monkeypatch, tmp_pat
 async def kernels():
     from sandbox.pool import KernelPool, SandboxConfig
 
-    pool = KernelPool(2, SandboxConfig(isolation="auto"))
+    pool = KernelPool(2, SandboxConfig(isolation="auto", start_timeout=300.0))
     await pool.start()
     yield pool
     await pool.close()

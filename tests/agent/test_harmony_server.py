@@ -82,7 +82,7 @@ async def test_gpt_oss_conversation_with_a_tool_call_over_the_server(gpt_oss_ser
     url, bodies = gpt_oss_server
     backend = await open_backend(model=MODEL, server=url)  # no Hugging Face tokenizer exists for it here
     assert isinstance(backend.tokenizer, harmony.HarmonyTokenizer)
-    pool = KernelPool(1, SandboxConfig(isolation="auto"))
+    pool = KernelPool(1, SandboxConfig(isolation="auto", start_timeout=300.0))
     await pool.start()
     try:
         t = await rollout(P, backend, pool, "tir", RolloutConfig(record_tokens=True, logprobs=2))
