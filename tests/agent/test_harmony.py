@@ -238,3 +238,14 @@ async def test_solve_with_entropy_weight_asks_for_logprobs():
     assert all(p.logprobs for p in said)
     assert sorted(t.answer.value for t in result.traces if t.answer) == [7, 7, 42]
     assert result.answer == 42
+
+
+def test_tool_text_notes_empty_and_cut_output():
+    from agent.rollout_harmony import CUT_NOTE, EMPTY_NOTE, tool_text
+    from tests.fakes import FakeResult
+
+    assert tool_text(FakeResult("ok", "", 0.1), 100, 5.0) == EMPTY_NOTE
+    long = tool_text(FakeResult("ok", "x" * 500, 0.1), 100, 5.0)
+    assert long.endswith(CUT_NOTE) and "characters cut" in long and len(long) < 300
+    assert tool_text(FakeResult("timeout", "partial", 5.0), 100, 5.0) == \
+        "partial\n[the cell ran longer than 5 s and was stopped]"

@@ -105,3 +105,19 @@ async def test_transformers_backend_runs_tiny_gpt_oss(tiny_gpt_oss: Path) -> Non
     model = AutoModelForCausalLM.from_pretrained(str(tiny_gpt_oss), dtype=torch.float32).eval()
     backend = HFBackend(model, harmony.HarmonyTokenizer())
     await check_engine(backend)
+
+
+def test_solve_command_runs_the_harmony_loop_on_transformers(tiny_gpt_oss: Path, tmp_path: Path) -> None:
+    import json
+
+    from tirmath.cli import main
+
+    trace = tmp_path / "trace.jsonl"
+    code = main(["solve", "--model", str(tiny_gpt_oss), "--engine", "hf", "--prompt-family", "gpt-oss",
+                 "--reasoning-effort", "low", "--samples", "1", "--tir-ratio", "0", "--max-tokens", "8",
+                 "--temperature", "0", "--quiet", "--trace", str(trace), "What is 1+1?"])
+    (t,) = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert t["prompt_tokens"] == len(harmony.prompt_ids(Problem("problem", "What is 1+1?"), "cot", "low"))
+    # random weights: the sample runs out of tokens or writes invalid harmony (then a clear note)
+    assert (t["finish"], t["tokens"]) == ("length", 8) or "harmony" in (t["error"] or "")
+    assert code in (0, 1)
