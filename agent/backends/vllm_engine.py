@@ -125,19 +125,17 @@ def _generation_config(model: str) -> Any:
     except (OSError, ValueError):  # no generation_config.json: the tokenizer's EOS is enough
         return None
 
-
-def top_logprobs(per_token: Any, k: int) -> tuple[tuple[tuple[int, float], ...], ...] | None:
-    """vLLM's per-token {token id: Logprob} dicts as the k best (token id, logprob) pairs each."""
-    if not per_token:
+def _logprobs(output: Any) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """Per new token, its (token id, logprob) pairs best first (GenParams.logprobs asked for)."""
+    if not output.logprobs:
         return None
-    out = []
-    for entry in per_token:
-        pairs = sorted(((int(t), float(lp.logprob)) for t, lp in entry.items()), key=lambda p: -p[1])
-        out.append(tuple(pairs[:k]))
-    return tuple(out)
+    return tuple(
+        tuple(sorted(((int(t), float(lp.logprob)) for t, lp in step.items()), key=lambda p: -p[1]))
+        for step in output.logprobs
+    )
 
 
-def to_chunk(output: Any, logprobs: int | None = None) -> Chunk:
+def to_chunk(output: Any) -> Chunk:
     """A vLLM `CompletionOutput` (DELTA kind) as a `Chunk`."""
     stop = output.stop_reason if isinstance(output.stop_reason, str) else None
     return Chunk(
@@ -145,7 +143,7 @@ def to_chunk(output: Any, logprobs: int | None = None) -> Chunk:
         token_ids=tuple(output.token_ids),
         finish_reason=output.finish_reason,
         stop_reason=stop,
-        logprobs=top_logprobs(getattr(output, "logprobs", None), logprobs) if logprobs else None,
+        logprobs=_logprobs(output),
     )
 
 
@@ -229,9 +227,9 @@ class VLLMEngineBackend:
             stop=list(params.stop) or None,
             stop_token_ids=list(params.stop_token_ids) or None,
             min_p=params.min_p,
-            logprobs=params.logprobs,
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
+            logprobs=params.logprobs,
             output_kind=RequestOutputKind.DELTA,
         )
 
@@ -250,7 +248,7 @@ class VLLMEngineBackend:
         try:
             async for out in _engine_outputs(gen):
                 for completion in out.outputs:
-                    chunk = to_chunk(completion, params.logprobs)
+                    chunk = to_chunk(completion)
                     finished = chunk.finish_reason is not None
                     yield chunk
                 if out.finished:
