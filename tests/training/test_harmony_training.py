@@ -57,6 +57,7 @@ async def test_sft_dataset_from_a_harmony_trace_file(tmp_path: Path):
 
 def test_grpo_tir_rollout_runs_the_harmony_loop(tmp_path: Path):
     from training.grpo_tir import TIRRollout
+    from training.rollout_engine import RolloutEngine
 
     path = tmp_path / "problems.jsonl"
     path.write_text(json.dumps({"id": P.id, "problem": P.text, "answer": P.answer}) + "\n", encoding="utf-8")
@@ -66,7 +67,7 @@ def test_grpo_tir_rollout_runs_the_harmony_loop(tmp_path: Path):
     assert prompt == harmony.decode(harmony.prompt_ids(P, "tir", "high")) and by_prompt[prompt].id == P.id
     ro = TIRRollout(by_prompt, recipe, harmony.HarmonyTokenizer(), "gpt-oss")
     try:
-        ro.backend = HarmonyScript(two_calls)  # type: ignore[assignment]
+        ro.engine = RolloutEngine("scripted", HarmonyScript(two_calls))
         problems = [ro.problem_for(prompt)] * 2
         traces = ro._run(ro._rollouts(problems, 0))
         out = ro.to_trl(problems, traces)
