@@ -20,6 +20,7 @@ from agent.errors import UserError
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("agent.cli_solve:main", "solve one problem with voted CoT/TIR samples"),
+    "prompt": ("agent.cli_prompt:main", "print the exact first-turn prompt text (or --ids) for a family"),
     "datasets": ("agent.cli_datasets:main", "list the shipped datasets and recorded runs"),
     "doctor": ("agent.doctor:main", "show engines, GPU, sandbox isolation and model cache state"),
     "sandbox": ("sandbox.cli:main", "run code cells in one sandboxed kernel session"),

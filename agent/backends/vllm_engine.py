@@ -139,7 +139,7 @@ def to_chunk(output: Any) -> Chunk:
     """A vLLM `CompletionOutput` (DELTA kind) as a `Chunk`."""
     stop = output.stop_reason if isinstance(output.stop_reason, str) else None
     return Chunk(
-        text=output.text,
+        text=output.text or "",
         token_ids=tuple(output.token_ids),
         finish_reason=output.finish_reason,
         stop_reason=stop,
@@ -180,6 +180,7 @@ class VLLMEngineBackend:
         max_model_len: int | None = None,
         seed: int = 0,
         kv_cache_gib: float = 2.0,
+        tokenizer: Any = None,
         **engine_kwargs: Any,
     ) -> VLLMEngineBackend:
         """Start an engine on `model` (a local folder or hub id).
@@ -190,12 +191,16 @@ class VLLMEngineBackend:
         length, shrunk by vLLM to what fits in the KV cache. Other keyword arguments go to
         `AsyncEngineArgs` unchanged (e.g. `quantization`, `kv_cache_dtype`, `speculative_config`,
         `enable_prefix_caching`, `gpu_memory_utilization`); unknown names and unknown quantization
-        or KV-cache dtypes are one UserError before the engine starts.
+        or KV-cache dtypes are one UserError before the engine starts. A `tokenizer` object (e.g.
+        `agent.harmony.HarmonyTokenizer`) replaces the model folder's: the engine then runs without
+        one (`skip_tokenizer_init`: token ids only, no stop strings, empty chunk text).
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
         on_gpu = cuda_available()
+        if tokenizer is not None:
+            engine_kwargs.setdefault("skip_tokenizer_init", True)
         try:
             args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
         except (ValueError, TypeError) as e:  # AsyncEngineArgs' own checks of a value
@@ -204,7 +209,8 @@ class VLLMEngineBackend:
             engine = AsyncLLM.from_engine_args(args)
         except (OSError, ValueError, RuntimeError, NotImplementedError) as e:
             raise start_error(model, e) from e
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(model)
         backend = cls(engine, tokenizer, model, engine.model_config.max_model_len)
         backend.eos_token_ids = eos_ids_of(tokenizer, _generation_config(model))
         return backend
@@ -219,6 +225,8 @@ class VLLMEngineBackend:
             top_p=params.top_p if params.temperature > 0 else 1.0,
             seed=params.seed,
             stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            min_p=params.min_p,
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
             logprobs=params.logprobs,
