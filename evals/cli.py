@@ -105,12 +105,14 @@ def _problems(d: DataArgs) -> list[Problem]:
                          modulus=d.modulus)
 
 
-async def _open_backends(engine: EngineConfig) -> list[Any]:
+async def _open_backends(engine: EngineConfig, family: str) -> list[Any]:
     from agent.backends import open_backend
 
     if engine.server:
-        return [await open_backend(model=engine.model, server=url, engine=engine.engine) for url in engine.server]
-    return [await open_backend(model=engine.model, engine=engine.engine, **engine.engine_options())]
+        return [await open_backend(model=engine.model, server=url, engine=engine.engine, prompt_family=family)
+                for url in engine.server]
+    return [await open_backend(model=engine.model, engine=engine.engine, prompt_family=family,
+                               **engine.engine_options())]
 
 
 def _pool_size(b: Batch) -> int:
@@ -136,7 +138,7 @@ async def _execute(b: Batch, problems: list[Problem], store: Any, label: str) ->
 
             pool = KernelPool(_pool_size(b), SandboxConfig(isolation=b.sandbox.sandbox))
             await pool.start()
-        backends = await _open_backends(b.engine)
+        backends = await _open_backends(b.engine, b.config.solve.rollout.prompt_family)
         progress = Progress(len(problems) * b.config.samples, len(problems), enabled=not b.run.quiet, label=label)
         return await run_problems(problems, backends, pool, b.config, store, progress)
     finally:

@@ -14,7 +14,7 @@ from agent.backends.base import GenParams
 from agent.errors import UserError
 from agent.rollout import RolloutConfig, rollout
 from agent.types import Problem
-from tests.agent.harmony_fakes import HarmonyScript
+from tests.fakes import HarmonyScript
 
 P = Problem(id="h1", text="What is 6*7?", answer="42")
 CFG = RolloutConfig(prompt_family="gpt-oss", record_tokens=True, cell_timeout=3.0)

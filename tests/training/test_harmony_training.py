@@ -10,9 +10,8 @@ from agent import harmony
 from agent.config import RolloutConfig
 from agent.rollout import rollout
 from agent.types import Problem, Trace
-from tests.agent.harmony_fakes import HarmonyScript
 from tests.agent.test_harmony import final, two_calls
-from tests.fakes import FakePool
+from tests.fakes import FakePool, HarmonyScript
 from training.data import _trace_candidate, build_grpo_dataset, build_sft_dataset, harmony_row
 from training.recipe import Recipe
 
