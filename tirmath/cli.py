@@ -48,6 +48,8 @@ def _usage() -> str:
 def quiet_libraries(verbose: bool = False) -> None:
     """Engine libraries log at INFO by default; a user of the CLI wants our output. Env wins."""
     level = "INFO" if verbose else "ERROR"
+    if verbose:
+        os.environ["TIRMATH_VERBOSE"] = "1"  # engines keep their own output on the terminal
     os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose else "error")

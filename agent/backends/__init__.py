@@ -36,8 +36,11 @@ def _check_gpu_options(opts: dict[str, Any]) -> None:
 
 
 def _import_vllm() -> None:
+    from agent.backends.engine_log import captured_stderr
+
     try:
-        importlib.import_module("vllm")
+        with captured_stderr("tirmath-vllm-import-"):  # Triton notes and FutureWarnings at import
+            importlib.import_module("vllm")
     except Exception as e:  # ImportError, or a broken torch/torchvision pairing (RuntimeError)
         raise UserError(
             f"engine 'vllm' is not usable here ({type(e).__name__}: {e}); "
