@@ -47,6 +47,6 @@ def log_tail(path: Path | None, lines: int = 6) -> str:
         return ""
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     useful = [ln.strip() for ln in text if ln.strip() and "%|" not in ln and "it/s]" not in ln]
-    errors = [ln for ln in useful if "Error" in ln or "error" in ln]
+    errors = [ln for ln in useful if "Error:" in ln]
     picked = (errors or useful)[-lines:]
     return " | ".join(picked)[-600:]

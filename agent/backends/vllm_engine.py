@@ -112,7 +112,10 @@ def check_engine_options(kwargs: dict[str, Any]) -> None:
 
 def start_error(model: str, e: BaseException, log: Path | None = None) -> UserError:
     """vLLM's start-up failure as one line (its messages run to many lines of detail)."""
-    text = " ".join(str(e).split()) or log_tail(log)
+    text = " ".join(str(e).split())
+    cause = log_tail(log, lines=1)
+    if cause and ("root cause" in text or not text):  # the engine core's own error is in its log
+        text = cause.split("] ")[-1]
     if "max_model_len" in text or "KV cache" in text or "max_num_batched_tokens" in text:
         text += " (set --max-model-len lower, or give the engine more memory: --kv-cache-gib on CPU, " \
                 "--gpu-memory-utilization on a GPU)"
