@@ -131,7 +131,8 @@ async def _run(problem: Problem, engine: EngineConfig, config: SolveConfig, sand
     backend = None
     try:
         backend = await open_backend(model=engine.model, server=engine.server[0] if engine.server else None,
-                                     engine=engine.engine, **engine.engine_options())
+                                     engine=engine.engine, prompt_family=config.rollout.prompt_family,
+                                     **engine.engine_options())
         view = make_view(f"tirmath solve: {problem.id}", quiet=quiet)
         try:
             return await solve(problem, backend, pool, config, on_event=view)

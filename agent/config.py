@@ -179,6 +179,9 @@ class RolloutConfig:
     record_tokens: bool = setting(False, "keep every sample's token ids and loss mask in its trace")
     prompt_family: str = setting("auto", "prompt family: auto (from the model name), or one of the families",
                                  choices=_prompt_families)
+    reasoning_effort: str = setting("high", "gpt-oss (harmony) reasoning effort", choices=("low", "medium", "high"))
+    logprobs: int = setting(0, "top-k logprobs per generated token, kept as the sample's mean entropy "
+                            "(the `entropy` vote weight turns it on; 0: off)", lo=0, hi=20)
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class SolveConfig:
                                         lo=0, lo_open=True)
     policy: str = setting("fixed", "stop policy: fixed, agree:K, consistency:K/N, posterior:P (alias sprt:P)",
                           check=_check_policy)
-    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, sentence (final-answer sentences count less), fitted:FILE", check=_check_weight)
+    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, entropy, sentence (final-answer sentences count less), fitted:FILE", check=_check_weight)
     concurrency: int | None = setting(None, "samples in flight per problem (default: all)", lo=1,
                                       flags=("--sample-concurrency",))
     warm_prefix: bool = setting(True, "start one sample per mode first so the rest reuse its prefix cache")

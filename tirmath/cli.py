@@ -20,6 +20,7 @@ from agent.errors import UserError
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("agent.cli_solve:main", "solve one problem with voted CoT/TIR samples"),
+    "prompt": ("agent.cli_prompt:main", "print the exact first-turn prompt text (or --ids) for a family"),
     "datasets": ("agent.cli_datasets:main", "list the shipped datasets and recorded runs"),
     "doctor": ("agent.doctor:main", "show engines, GPU, sandbox isolation and model cache state"),
     "sandbox": ("sandbox.cli:main", "run code cells in one sandboxed kernel session"),
@@ -47,6 +48,8 @@ def _usage() -> str:
 def quiet_libraries(verbose: bool = False) -> None:
     """Engine libraries log at INFO by default; a user of the CLI wants our output. Env wins."""
     level = "INFO" if verbose else "ERROR"
+    if verbose:
+        os.environ["TIRMATH_VERBOSE"] = "1"  # engines keep their own output on the terminal
     os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose else "error")

@@ -25,7 +25,7 @@ SMALL = SandboxConfig(
     interrupt_grace=2.0,
     output_chars=4000,
     flood_chars=300_000,
-    start_timeout=60.0,
+    start_timeout=180.0,  # a loaded shared machine can take a minute to start a kernel
 )
 
 
