@@ -4,7 +4,9 @@ A manual token loop (KV cache, greedy or temperature/top-p sampling with a seede
 `torch.Generator`) runs in a worker thread and hands chunks to the event loop; one request
 runs at a time (others wait their turn). Stop strings are matched on the decoded text and
 included in it; a finished-by-EOS request carries the EOS id with no text. `abort()` or
-leaving `stream()` early sets a flag the loop checks every token.
+leaving `stream()` early sets a flag the loop checks every token. A request whose
+`GenParams.extra_args` ask for the thought-switching penalty runs the transformers processor
+of backends/tip_hf.py on its logits.
 
 It does not batch requests, and it is not fast: use the vLLM backends for real work.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.backends.base import Chunk, GenParams
+from agent.tip import from_request_args
 
 
 @dataclass
@@ -45,6 +48,15 @@ def _pick(logits: Any, params: GenParams, gen: Any) -> int:
         sorted_p = torch.where(keep, sorted_p, torch.zeros_like(sorted_p))
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _tip_processor(params: GenParams, prompt_len: int) -> Any:
+    req = from_request_args(dict(params.extra_args) if params.extra_args else None)
+    if req is None:
+        return None
+    from agent.backends.tip_hf import TIPHFProcessor
+
+    return TIPHFProcessor(req, prompt_len)
 
 
 class _TextTracker:
@@ -112,13 +124,19 @@ class HFBackend:
             tracker = _TextTracker(self.tokenizer, params.stop)
             inputs = torch.tensor([prompt_ids], device=self.model.device)
             past = None
+            tip = _tip_processor(params, len(prompt_ids))
+            seq = list(prompt_ids)
             for _ in range(params.max_tokens):
                 if req.cancel.is_set():
                     emit(Chunk("", (), finish_reason="abort"))
                     return
                 out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                token = _pick(out.logits[0, -1], params, gen)
+                logits = out.logits[0, -1]
+                if tip is not None:
+                    logits = tip(torch.tensor([seq]), logits[None, :])[0]
+                token = _pick(logits, params, gen)
+                seq.append(token)
                 if token in self._eos:
                     emit(Chunk("", (token,), finish_reason="stop"))
                     return

@@ -17,6 +17,13 @@ AsyncLLM always runs its engine core in a child process; on CPU this module sets
 rather than in a third worker process (start 41 s -> 20 s here). The child is spawned, which
 re-imports the main script: callers keep their work under `main()`.
 
+The thought-switching-penalty processor (backends/tip_vllm.py) is registered on every engine
+(`tip=False` leaves it out); it touches only requests whose `GenParams.extra_args` ask for TIP.
+It is a V1-runner processor, so registering it pins the V1 model runner
+(`VLLM_USE_V2_MODEL_RUNNER=0`, unless already set). vLLM refuses custom logits processors with
+speculative decoding: with a `speculative_config` the processor is left out, and a TIP request
+is one clear error.
+
 It does not render chat templates (the caller uses `tokenizer`), pick models, or retry.
 """
 
@@ -50,6 +57,7 @@ def _engine_args(
     kv_cache_gib: float,
     on_gpu: bool,
     extra: dict[str, Any],
+    tip: bool = True,
 ) -> Any:
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -71,6 +79,11 @@ def _engine_args(
         kwargs["block_size"] = CPU_BLOCK_SIZE
         kwargs["enforce_eager"] = True
     kwargs.update(extra)
+    if tip and kwargs.get("speculative_config") is None:
+        from agent.backends.tip_vllm import TIPLogitsProcessor
+
+        os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")  # the processor has the V1 interface
+        kwargs["logits_processors"] = [*kwargs.get("logits_processors", None) or [], TIPLogitsProcessor]
     return AsyncEngineArgs(**kwargs)
 
 
@@ -90,11 +103,12 @@ class VLLMEngineBackend:
 
     name = "vllm"
 
-    def __init__(self, engine: Any, tokenizer: Any, model: str, max_model_len: int) -> None:
+    def __init__(self, engine: Any, tokenizer: Any, model: str, max_model_len: int, tip: bool = True) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.model = model
         self.max_model_len = max_model_len
+        self.tip = tip  # the TIP logits processor is registered
         self._closed = False
 
     @classmethod
@@ -106,6 +120,7 @@ class VLLMEngineBackend:
         max_model_len: int | None = 4096,
         seed: int = 0,
         kv_cache_gib: float = 2.0,
+        tip: bool = True,
         **engine_kwargs: Any,
     ) -> VLLMEngineBackend:
         """Start an engine on `model` (a local folder or hub id).
@@ -113,19 +128,21 @@ class VLLMEngineBackend:
         `dtype="float32"` makes greedy continuations from token ids match one-shot
         generations exactly; "auto" lets vLLM pick (it halves float32 checkpoints).
         `kv_cache_gib` is used on CPU only. Other keyword arguments go to `AsyncEngineArgs`
-        unchanged (e.g. `gpu_memory_utilization`, `tensor_parallel_size`).
+        unchanged (e.g. `gpu_memory_utilization`, `tensor_parallel_size`). `tip` registers the
+        thought-switching-penalty processor (left out with speculative decoding).
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
         on_gpu = cuda_available()
-        args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
+        args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs, tip)
+        tip = tip and engine_kwargs.get("speculative_config") is None
         try:
             engine = AsyncLLM.from_engine_args(args)
         except (OSError, ValueError) as e:
             raise UserError(f"could not start vLLM on model {model!r}: {e}") from e
         tokenizer = AutoTokenizer.from_pretrained(model)
-        return cls(engine, tokenizer, model, engine.model_config.max_model_len)
+        return cls(engine, tokenizer, model, engine.model_config.max_model_len, tip)
 
     def _sampling_params(self, params: GenParams, prompt_len: int) -> Any:
         from vllm import SamplingParams
@@ -140,7 +157,19 @@ class VLLMEngineBackend:
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
             output_kind=RequestOutputKind.DELTA,
+            extra_args=self._extra_args(params),
         )
+
+    def _extra_args(self, params: GenParams) -> dict[str, Any] | None:
+        from agent.tip import KEY_ALPHA
+
+        extra = dict(params.extra_args) if params.extra_args else None
+        if extra and KEY_ALPHA in extra and not self.tip:
+            raise UserError(
+                "TIP (--tip) cannot run on this engine: vLLM refuses custom logits processors with "
+                "speculative decoding, and the TIP processor is not registered"
+            )
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()} if extra else None
 
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
         """Yield chunks of one request; leaving the loop early aborts it in the engine."""
