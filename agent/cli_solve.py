@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.errors import UserError
+from agent.prompt_variants import parse_prompts
 from agent.rollout import RolloutConfig
 from agent.solve import SolveConfig
+from agent.tip import parse_tip
 from agent.types import Problem
 
 
@@ -51,6 +53,13 @@ def add_sampling_args(p: argparse.ArgumentParser, samples: int, tir_ratio: bool 
     s.add_argument("--cell-timeout", type=float, default=10.0, help="seconds per code cell (default 10)")
     s.add_argument("--policy", default="fixed", help="stop policy, e.g. fixed, consistency:4/5, agree:3")
     s.add_argument("--weight", default="uniform", help="vote weights: uniform, tir_clean, aimo2, fitted:PATH")
+    s.add_argument("--tip", nargs="?", const="", default=None, metavar="alpha=A,beta=B",
+                   help="thought-switching penalty (default alpha=3,beta=600 when given bare)")
+    s.add_argument("--tip-words", default=None, help="switching words for --tip, comma-separated "
+                   "(default: alternatively,instead)")
+    s.add_argument("--tip-ratio", type=float, default=1.0, help="share of samples with --tip (default 1)")
+    s.add_argument("--prompts", default=None, metavar="A,B", help="prompt variants to mix: names "
+                   "(default, careful, verify) or text files")
     return s
 
 
@@ -65,6 +74,7 @@ def check_sampling_args(a: argparse.Namespace, tir_ratio: float) -> None:
         (a.time_budget is None or a.time_budget > 0, "--time-budget must be positive"),
         (a.temperature >= 0, "--temperature must be 0 or more"),
         (0 < a.top_p <= 1, "--top-p must be in (0, 1]"),
+        (0.0 <= a.tip_ratio <= 1.0, "--tip-ratio must be between 0 and 1"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -74,6 +84,8 @@ def check_sampling_args(a: argparse.Namespace, tir_ratio: float) -> None:
 
     make_policy(a.policy)  # raises UserError on a bad spec
     make_weight(a.weight)
+    parse_tip(a.tip, a.tip_words)
+    parse_prompts(a.prompts)
 
 
 def config_from_args(a: argparse.Namespace) -> SolveConfig:
@@ -96,6 +108,9 @@ def config_from_args(a: argparse.Namespace) -> SolveConfig:
         policy=a.policy,
         weight=a.weight,
         concurrency=a.concurrency,
+        tip=parse_tip(a.tip, a.tip_words),
+        tip_ratio=a.tip_ratio,
+        prompts=parse_prompts(a.prompts),
     )
 
 

@@ -8,13 +8,15 @@ Families:
             ```python / ```output format so the model writes code at all.
   "gpt-oss" harmony-format models: served through a chat template as "qwen" for now; native
             harmony tool calls are not implemented (the TIR format is the ```python one).
-`family="auto"` guesses from the model name. This module does not know how code is run.
+`family="auto"` guesses from the model name. A `PromptVariant` (agent/prompt_variants.py) may
+replace the instruction after the problem. This module does not know how code is run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from agent.prompt_variants import PromptVariant
 from agent.types import Mode, Problem
 
 COT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -59,37 +61,42 @@ def guess_family(model_name: str) -> str:
     return "small"
 
 
-def _user_text(problem: Problem, mode: Mode) -> str:
+def _user_text(problem: Problem, mode: Mode, variant: PromptVariant | None = None) -> str:
     parts = [problem.text.strip(), ""]
     if problem.modulus:
         parts.append(MODULUS_NOTE.format(top=problem.modulus - 1))
-    parts.append(TIR_INSTRUCTION if mode == "tir" else COT_INSTRUCTION)
+    own = variant and (variant.tir if mode == "tir" else variant.cot)
+    parts.append(own or (TIR_INSTRUCTION if mode == "tir" else COT_INSTRUCTION))
     return "\n".join(parts)
 
 
-def render(problem: Problem, mode: Mode, family: str = "small") -> list[dict[str, str]]:
-    """Chat messages for one sample of `problem` in `mode` for a model `family`."""
+def render(
+    problem: Problem, mode: Mode, family: str = "small", variant: PromptVariant | None = None
+) -> list[dict[str, str]]:
+    """Chat messages for one sample of `problem` in `mode` for a model `family` (and prompt variant)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
-    user = _user_text(problem, mode)
+    user = _user_text(problem, mode, variant)
     if family == "r1":
         return [{"role": "user", "content": user}]
     if family == "small":
         example = Problem(id="example", text=SMALL_EXAMPLE_PROBLEM)
         shot = SMALL_EXAMPLE_TIR if mode == "tir" else SMALL_EXAMPLE_COT
         return [
-            {"role": "user", "content": _user_text(example, mode)},
+            {"role": "user", "content": _user_text(example, mode, variant)},
             {"role": "assistant", "content": shot},
             {"role": "user", "content": user},
         ]
     return [{"role": "system", "content": QWEN_SYSTEM}, {"role": "user", "content": user}]
 
 
-def prompt_ids(tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto") -> list[int]:
+def prompt_ids(
+    tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto", variant: PromptVariant | None = None
+) -> list[int]:
     """Token ids of the rendered prompt with the generation prompt opened."""
     if family == "auto":
         family = guess_family(str(getattr(tokenizer, "name_or_path", "")))
-    messages = render(problem, mode, family)
+    messages = render(problem, mode, family, variant)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
         ids = ids["input_ids"]

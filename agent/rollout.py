@@ -25,7 +25,9 @@ from typing import Any
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
 from agent.events import Event, EventHandler, emit
+from agent.prompt_variants import PromptVariant
 from agent.prompts import prompt_ids
+from agent.tip import TipSettings, TipState, request_args, switch_token_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 
 CODE_STOP = "```\n"
@@ -58,6 +60,8 @@ class RolloutConfig:
     output_chars: int = 1200  # head + tail of a tool output kept when fed back
     record_tokens: bool = False  # fill Trace.token_ids / Trace.mask (mask 0 on tool output)
     prompt_family: str = "auto"  # see agent.prompts
+    tip: TipSettings | None = None  # thought-switching penalty for this sample (agent.tip); None: off
+    prompt: PromptVariant | None = None  # prompt variant (agent.prompt_variants); None: the family's own
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -218,7 +222,8 @@ async def rollout(
         raise ValueError("a TIR sample needs a kernel pool")
     tok = backend.tokenizer
     start = time.monotonic()
-    prompt = prompt_ids(tok, problem, mode, config.prompt_family)
+    prompt = prompt_ids(tok, problem, mode, config.prompt_family, config.prompt)
+    tip = _tip_state(tok, config.tip)
     st = _State(ids=list(prompt))
     st.thinks = "<think>" in tok.decode(prompt[-8:])
     eos = _eos_ids(backend)
@@ -241,6 +246,7 @@ async def rollout(
                 top_p=config.top_p,
                 seed=(seed * 1_000_003 + rnd) % (2**31),
                 stop=(CODE_STOP,) if mode == "tir" else (),
+                extra_args=request_args(config.tip, sorted(tip.ids), tip.since) if config.tip and tip else None,
             )
             rid = f"{problem.id}#{index}#{seed}#{rnd}"
             new_ids, how, stop_reason = await _generate(
@@ -249,6 +255,8 @@ async def rollout(
             ended_eos = bool(new_ids) and new_ids[-1] in eos
             body_ids = new_ids[:-1] if ended_eos else new_ids
             st.tokens += len(new_ids)
+            if tip is not None:
+                tip.feed_all(new_ids)  # the window carries over tool rounds (model tokens only)
             st.ids.extend(body_ids)
             st.completion_ids.extend(new_ids)
             st.mask.extend([1] * len(new_ids))
@@ -303,6 +311,8 @@ async def rollout(
         error=error,
         token_ids=tuple(st.completion_ids) if config.record_tokens else (),
         mask=tuple(st.mask) if config.record_tokens else (),
+        tip=config.tip is not None,
+        prompt=config.prompt.name if config.prompt else "default",
     )
     emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=finish))
     return trace
@@ -344,6 +354,13 @@ async def _tool_round(
     st.completion_ids.extend(out_ids)
     st.mask.extend([0] * len(out_ids))
     return result
+
+
+def _tip_state(tokenizer: Any, tip: TipSettings | None) -> TipState | None:
+    """The sample's TIP window across rounds, on this tokenizer's switching ids."""
+    if tip is None:
+        return None
+    return TipState(tip.beta, switch_token_ids(tokenizer, tip.words))
 
 
 async def _release_later(pool: Any, session: Any, running: asyncio.Future | None) -> None:

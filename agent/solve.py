@@ -1,7 +1,8 @@
 """`solve(problem, backend, pool, config) -> Result`: the one composed entry point.
 
-Starts the problem's samples concurrently (a fixed, seeded mix of CoT and TIR), never in
-lock-step rounds: while one sample waits for its kernel the others keep the engine busy.
+Starts the problem's samples concurrently (a fixed, seeded mix of CoT and TIR, spread over the
+prompt variants of `prompts`, with the thought-switching penalty on a `tip_ratio` share of each
+group when `tip` is set: see `plan_samples`), never in lock-step rounds: while one sample waits for its kernel the others keep the engine busy.
 Each finished sample is handed to `on_trace` at once (for run stores), the weighted vote is
 updated, and the stop policy is asked whether the problem is settled; if so the remaining
 samples are cancelled and their engine requests aborted. A time budget sets a deadline that
@@ -25,7 +26,9 @@ from agent.answers import is_correct
 from agent.backends.base import Backend
 from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
+from agent.prompt_variants import PromptVariant
 from agent.rollout import Deadline, RolloutConfig, rollout
+from agent.tip import TipSettings
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
 from agent.vote import WeightFn, make_weight, vote
 
@@ -49,12 +52,26 @@ class SolveConfig:
     # Start one sample per mode first and the rest once its prompt is prefilled, so they reuse
     # its KV blocks through the prefix cache instead of all prefilling the same prompt at once.
     warm_prefix: bool = True
+    tip: TipSettings | None = None  # thought-switching penalty settings (None: off)
+    tip_ratio: float = 1.0  # share of samples (in each mode and prompt) that get TIP when `tip` is set
+    prompts: tuple[PromptVariant, ...] = ()  # prompt variants to mix (empty: the family's own)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError("samples must be at least 1")
         if not 0.0 <= self.tir_ratio <= 1.0:
             raise ValueError("tir_ratio must be between 0 and 1")
+        if not 0.0 <= self.tip_ratio <= 1.0:
+            raise ValueError("tip_ratio must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What one sample runs: its mode, its prompt variant (index into `prompts`) and TIP on/off."""
+
+    mode: Mode
+    prompt: int = 0
+    tip: bool = False
 
 
 def sample_seed(base_seed: int, problem_id: str, index: int) -> int:
@@ -66,6 +83,33 @@ def sample_seed(base_seed: int, problem_id: str, index: int) -> int:
 def plan_modes(samples: int, tir_ratio: float) -> list[Mode]:
     """Spread TIR samples evenly among CoT ones: index i is TIR when floor((i+1)r) > floor(ir)."""
     return ["tir" if int((i + 1) * tir_ratio + 1e-9) > int(i * tir_ratio + 1e-9) else "cot" for i in range(samples)]
+
+
+def _spread(n: int, ratio: float) -> list[bool]:
+    return [int((i + 1) * ratio + 1e-9) > int(i * ratio + 1e-9) for i in range(n)]
+
+
+def plan_samples(samples: int, tir_ratio: float, n_prompts: int = 1, tip_ratio: float = 0.0) -> list[SamplePlan]:
+    """Modes as `plan_modes`; within each mode, prompt variants in turn; within each (mode,
+    variant) group, TIP spread evenly over a `tip_ratio` share, so no setting rides on another."""
+    modes = plan_modes(samples, tir_ratio)
+    seen: dict[Mode, int] = {}
+    prompts = []
+    for m in modes:
+        prompts.append(seen.get(m, 0) % max(1, n_prompts))
+        seen[m] = seen.get(m, 0) + 1
+    tips = [False] * samples
+    for key in set(zip(modes, prompts, strict=True)):
+        members = [i for i in range(samples) if (modes[i], prompts[i]) == key]
+        for i, on in zip(members, _spread(len(members), tip_ratio), strict=True):
+            tips[i] = on
+    return [SamplePlan(m, p, t) for m, p, t in zip(modes, prompts, tips, strict=True)]
+
+
+def sample_rollout(config: SolveConfig, plan: SamplePlan) -> RolloutConfig:
+    """The rollout settings of one planned sample."""
+    variant = config.prompts[plan.prompt] if config.prompts else None
+    return replace(config.rollout, tip=config.tip if plan.tip else None, prompt=variant)
 
 
 def voters(traces: Sequence[Trace]) -> list[Trace]:
@@ -92,8 +136,10 @@ async def solve(
     """
     policy = policy or make_policy(config.policy)
     weight = weight or make_weight(config.weight)
-    modes = plan_modes(config.samples, config.tir_ratio)
-    if "tir" in modes and pool is None:
+    plans = plan_samples(config.samples, config.tir_ratio, len(config.prompts),
+                         config.tip_ratio if config.tip else 0.0)
+    groups = [(p.mode, p.prompt) for p in plans]  # samples sharing a prompt share its prefix cache
+    if any(p.mode == "tir" for p in plans) and pool is None:
         raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
     start = time.monotonic()
     budget = config.time_budget
@@ -104,25 +150,26 @@ async def solve(
     cancel = asyncio.Event()
     limit = asyncio.Semaphore(config.concurrency or max(1, len(todo)))
 
-    leaders = _leaders(todo, modes) if config.warm_prefix else {}
-    warm = {m: asyncio.Event() for m in set(modes)}
-    for m, ev in warm.items():
-        if m not in leaders:
+    leaders = _leaders(todo, groups) if config.warm_prefix else {}
+    warm = {g: asyncio.Event() for g in set(groups)}
+    for g, ev in warm.items():
+        if g not in leaders:
             ev.set()
 
     async def run_one(i: int) -> Trace | None:
-        mode = modes[i]
+        group = groups[i]
         if i not in leaders.values():
-            await _wait_any(warm[mode], cancel)
+            await _wait_any(warm[group], cancel)
         async with limit:
             if cancel.is_set():
                 return None
             seed = sample_seed(config.seed, problem.id, i)
-            handler = _first_text_sets(warm[mode], on_event) if leaders.get(mode) == i else on_event
+            handler = _first_text_sets(warm[group], on_event) if leaders.get(group) == i else on_event
             try:
-                t = await rollout(problem, backend, pool, mode, config.rollout, i, seed, handler, deadline, cancel)
+                t = await rollout(problem, backend, pool, plans[i].mode, sample_rollout(config, plans[i]), i, seed,
+                                  handler, deadline, cancel)
             finally:
-                warm[mode].set()
+                warm[group].set()
             return replace(t, started=round(time.monotonic() - start - t.seconds, 3))
 
     def extend(elapsed: float) -> bool:
@@ -172,11 +219,11 @@ async def solve(
     return _result(problem, current, done, stop_reason, time.monotonic() - start, policy)
 
 
-def _leaders(todo: Sequence[int], modes: Sequence[Mode]) -> dict[Mode, int]:
-    """The first sample to run in each mode (only when others of that mode follow it)."""
-    out: dict[Mode, int] = {}
-    for m in set(modes):
-        mine = [i for i in todo if modes[i] == m]
+def _leaders(todo: Sequence[int], groups: Sequence[Any]) -> dict[Any, int]:
+    """The first sample to run in each group (only when others of that group follow it)."""
+    out: dict[Any, int] = {}
+    for m in set(groups):
+        mine = [i for i in todo if groups[i] == m]
         if len(mine) > 1:
             out[m] = mine[0]
     return out

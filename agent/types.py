@@ -94,6 +94,7 @@ class Trace:
     the rendered prompt. `token_ids` / `mask` (same length, completion only, mask 0 for tool
     output tokens) are filled only when the rollout was asked to record them (training).
     `started` is seconds after the problem started; `seconds` the sample's wall time.
+    `tip` says whether the thought-switching penalty was on; `prompt` names the prompt variant.
     """
 
     problem_id: str
@@ -111,6 +112,8 @@ class Trace:
     error: str | None = None
     token_ids: tuple[int, ...] = ()
     mask: tuple[int, ...] = ()
+    tip: bool = False
+    prompt: str = "default"
 
     @property
     def completion(self) -> str:
@@ -136,6 +139,8 @@ class Trace:
             "seconds": self.seconds,
             "prompt_tokens": self.prompt_tokens,
             "error": self.error,
+            "tip": self.tip,
+            "prompt": self.prompt,
         }
         if with_tokens:
             d["token_ids"] = list(self.token_ids)
@@ -160,6 +165,8 @@ class Trace:
             error=d.get("error"),
             token_ids=tuple(d.get("token_ids", ())),
             mask=tuple(d.get("mask", ())),
+            tip=bool(d.get("tip", False)),
+            prompt=str(d.get("prompt", "default")),
         )
 
 
@@ -212,6 +219,8 @@ class Result:
                     "tool_statuses": list(t.tool_statuses),
                     "finish": t.finish,
                     "seconds": round(t.seconds, 3),
+                    "tip": t.tip,
+                    "prompt": t.prompt,
                 }
                 for t in self.traces
             ],

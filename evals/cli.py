@@ -76,6 +76,7 @@ def _run_config(a: argparse.Namespace, tir_ratio: float, kaggle: bool = False, s
         cell_timeout=a.cell_timeout, temperature=a.temperature, top_p=a.top_p, seed=a.seed, policy=a.policy,
         weight=a.weight, kaggle=kaggle, time_budget=a.time_budget, scheduler=scheduler,
         prompt_family=a.prompt_family, record_tokens=record_tokens, model=model,
+        tip=a.tip, tip_words=a.tip_words, tip_ratio=a.tip_ratio, prompts=a.prompts,
         concurrency=1 if kaggle else a.concurrency, sample_concurrency=a.sample_concurrency,
     )
 

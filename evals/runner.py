@@ -62,6 +62,10 @@ class RunConfig:
     prompt_family: str = "auto"
     record_tokens: bool = False
     model: str = ""
+    tip: str | None = None  # --tip spec (agent.tip.parse_tip); None: off
+    tip_words: str | None = None
+    tip_ratio: float = 1.0
+    prompts: str | None = None  # --prompts A,B (agent.prompt_variants.parse_prompts)
     # not identity: how the work is spread
     concurrency: int = 4  # problems in flight per backend (Kaggle: 1)
     sample_concurrency: int | None = None  # samples in flight per problem (None: all)
@@ -70,9 +74,17 @@ class RunConfig:
         d = asdict(self)
         for k in ("concurrency", "sample_concurrency"):
             d.pop(k)
+        for k in ("tip", "tip_words", "prompts"):  # new fields: absent from older runs when unset
+            if d[k] is None:
+                d.pop(k)
+        if d["tip_ratio"] == 1.0:
+            d.pop("tip_ratio")
         return d
 
     def solve_config(self, time_budget: float | None = None) -> SolveConfig:
+        from agent.prompt_variants import parse_prompts
+        from agent.tip import parse_tip
+
         return SolveConfig(
             samples=self.samples, tir_ratio=self.tir_ratio, seed=self.seed, time_budget=time_budget,
             rollout=RolloutConfig(max_tokens=self.max_tokens, max_tool_calls=self.max_tool_calls,
@@ -80,6 +92,7 @@ class RunConfig:
                                   top_p=self.top_p, record_tokens=self.record_tokens,
                                   prompt_family=self.prompt_family),
             policy=self.policy, weight=self.weight, concurrency=self.sample_concurrency,
+            tip=parse_tip(self.tip, self.tip_words), tip_ratio=self.tip_ratio, prompts=parse_prompts(self.prompts),
         )
 
     def total_budget(self, n_problems: int) -> float:

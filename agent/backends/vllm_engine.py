@@ -83,7 +83,7 @@ def _engine_args(
         from agent.backends.tip_vllm import TIPLogitsProcessor
 
         os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")  # the processor has the V1 interface
-        kwargs["logits_processors"] = [*kwargs.get("logits_processors", None) or [], TIPLogitsProcessor]
+        kwargs["logits_processors"] = [*(kwargs.get("logits_processors") or []), TIPLogitsProcessor]
     return AsyncEngineArgs(**kwargs)
 
 
