@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow]
 PROMPT = "Write a long story about the sea, the sun and the old man who lived by the shore."
 WORD = "the"
 HUGE = 1e4
-BETA = 12
+BETA = 8
 
 
 def _params(n: int, settings: TipSettings | None, ids: tuple[int, ...], seed: int | None = None,
@@ -46,7 +46,7 @@ async def _run(backend: Any, n: int, settings: TipSettings | None, rid: str, **k
     return joined(await collect(backend, chat_ids(tok, PROMPT), _params(n, settings, ids, **kw), rid))[1]
 
 
-async def check_tip(backend: Any, tag: str, n: int = 160) -> None:
+async def check_tip(backend: Any, tag: str, n: int = 64) -> None:
     """The three properties of the module docstring, on one backend."""
     ids = switch_token_ids(backend.tokenizer, [WORD])
     plain = await _run(backend, n, None, f"{tag}-plain")
@@ -77,10 +77,10 @@ async def test_vllm_engine_tip(vllm_backend: Any) -> None:
 @pytest.mark.engine
 async def test_vllm_tip_and_plain_share_a_batch(vllm_backend: Any) -> None:
     ids = switch_token_ids(vllm_backend.tokenizer, [WORD])
-    alone = await _run(vllm_backend, 120, None, "v-alone")
+    alone = await _run(vllm_backend, 48, None, "v-alone")
     together = await asyncio.gather(
-        _run(vllm_backend, 120, None, "v-mix-plain"),
-        _run(vllm_backend, 120, TipSettings(HUGE, 10**6, (WORD,)), "v-mix-tip"),
+        _run(vllm_backend, 48, None, "v-mix-plain"),
+        _run(vllm_backend, 48, TipSettings(HUGE, 10**6, (WORD,)), "v-mix-tip"),
     )
     assert together[0] == alone  # the plain request is untouched by its TIP neighbour
     assert positions(together[1], ids) == [] and positions(alone, ids)
@@ -107,4 +107,4 @@ async def hf(default_model_dir: Path) -> AsyncIterator[Any]:
 
 
 async def test_hf_backend_tip(hf: Any) -> None:
-    await check_tip(hf, "h-tip", n=100)
+    await check_tip(hf, "h-tip", n=48)
