@@ -56,16 +56,18 @@ class TipSettings:
 
 
 def parse_tip(spec: str | None, words: str | None = None) -> TipSettings | None:
-    """`--tip [alpha=A,beta=B]` and `--tip-words w1,w2`; None when TIP is off (spec None)."""
-    if spec is None:
+    """`--tip on|alpha=A,beta=B` and `--tip-words w1,w2`; None when TIP is off (None or "off")."""
+    if spec is None or spec.strip().lower() == "off":
         if words is not None:
             raise UserError("--tip-words needs --tip")
         return None
+    if spec.strip().lower() in ("on", "default"):
+        spec = ""
     vals: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, eq, value = part.partition("=")
         if not eq or key.strip() not in ("alpha", "beta"):
-            raise UserError(f"bad --tip {spec!r}: expected alpha=A,beta=B (e.g. alpha=3,beta=600)")
+            raise UserError(f"bad --tip {spec!r}: expected on, off or alpha=A,beta=B (e.g. alpha=3,beta=600)")
         try:
             vals[key.strip()] = float(value)
         except ValueError:

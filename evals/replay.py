@@ -186,7 +186,7 @@ def source_texts(source: str, datasets: Sequence[str]) -> dict[str, str]:
     """Problem texts by id: from a run store's manifest, and from `--problems` datasets."""
     from pathlib import Path
 
-    from evals.datasets import load_problems
+    from agent.datasets import load_problems
 
     texts: dict[str, str] = {}
     manifest = Path(source) / "manifest.json"

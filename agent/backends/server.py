@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
+from agent.backends.base import BackendError, Chunk, GenParams, eos_ids_of
 from agent.errors import UserError
 
 CONNECT_TIMEOUT = 5.0
@@ -42,7 +42,10 @@ class ServerBackend:
         self.url = _base_url(url)
         self.model = model
         self.tokenizer = tokenizer
+        self.eos_token_ids: tuple[int, ...] = ()
+        self.max_model_len: int | None = None  # the served context, when the server reports it
         self._session: Any = None
+        self._contexts: list[tuple[str, int]] = []
         self._responses: dict[str, Any] = {}
 
     @classmethod
@@ -60,6 +63,8 @@ class ServerBackend:
         if tokenizer is not None:
             source = tokenizer
         backend.tokenizer = _load_tokenizer(source) if isinstance(source, str) else source
+        backend.eos_token_ids = eos_ids_of(backend.tokenizer)
+        backend.max_model_len = dict(backend._contexts).get(backend.model)
         return backend
 
     def _client(self) -> Any:
@@ -84,7 +89,9 @@ class ServerBackend:
                     body = await r.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise UserError(f"cannot reach server {self.url}: {type(e).__name__}: {e}") from e
-        return [(str(m["id"]), m.get("root")) for m in body.get("data", [])]
+        data = body.get("data", [])
+        self._contexts = [(str(m["id"]), m.get("max_model_len")) for m in data if isinstance(m.get("max_model_len"), int)]
+        return [(str(m["id"]), m.get("root")) for m in data]
 
     def _body(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -111,13 +118,17 @@ class ServerBackend:
         """Yield chunks of one request; leaving the loop early closes it (the server aborts)."""
         body = self._body(prompt_ids, params, request_id)
         headers = {"X-Request-Id": request_id}
-        response = await self._client().post(f"{self.url}/v1/completions", json=body, headers=headers)
+        import aiohttp
+
+        try:
+            response = await self._client().post(f"{self.url}/v1/completions", json=body, headers=headers)
+        except (aiohttp.ClientError, OSError) as e:
+            raise BackendError(f"server {self.url} is not answering: {type(e).__name__}: {e}", self.url) from e
         self._responses[request_id] = response
         finished = False
         try:
             if response.status != 200:
-                text = await response.text()
-                raise RuntimeError(f"server {self.url} answered HTTP {response.status}: {text[:500]}")
+                raise BackendError(_http_error(self.url, response.status, await response.text()), self.url)
             async for chunk in self._chunks(response):
                 finished = chunk.finish_reason is not None
                 yield chunk
@@ -141,13 +152,13 @@ class ServerBackend:
                     return
                 event = json.loads(data)
                 if "error" in event:
-                    raise RuntimeError(f"server {self.url} error: {event['error']}")
+                    raise BackendError(f"server {self.url} error: {_message(event['error'])}", self.url)
                 for choice in event.get("choices", []):
                     yield self._to_chunk(choice)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
             if response.closed:  # closed by abort(): the caller gets an "abort" chunk
                 return
-            raise
+            raise BackendError(f"server {self.url} dropped the stream: {type(e).__name__}: {e}", self.url) from e
 
     def _to_chunk(self, choice: dict[str, Any]) -> Chunk:
         text = choice.get("text") or ""
@@ -175,6 +186,24 @@ class ServerBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _message(error: Any) -> str:
+    """The human part of an OpenAI-style error payload ({"message": ...} or a string)."""
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)
+    return str(error)
+
+
+def _http_error(url: str, status: int, body: str) -> str:
+    """One line for a refused request, carrying the server's own message."""
+    try:
+        payload = json.loads(body)
+        detail = _message(payload.get("error", payload.get("detail", payload))) if isinstance(payload, dict) else body
+    except json.JSONDecodeError:
+        detail = body
+    detail = " ".join(str(detail).split())[:400] or "(empty body)"
+    return f"server {url} answered HTTP {status}: {detail}"
 
 
 def _pick_model(url: str, served: list[tuple[str, str | None]], model: str | None) -> tuple[str, str]:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import SolveConfig
 from agent.errors import UserError
 from agent.prompt_variants import REGISTRY, load_variant, parse_prompts
-from agent.solve import SolveConfig, plan_modes, plan_samples, solve
+from agent.solve import plan_modes, plan_samples, solve
 from agent.tip import KEY_ALPHA, KEY_SINCE, TipSettings
 from agent.types import Problem, Trace
-from tests.agent.fakes import FakePool, ScriptedBackend
+from tests.fakes import FakePool, ScriptedBackend
 
 P = Problem(id="p", text="2+3?", answer="5")
 
@@ -42,14 +43,13 @@ def test_prompt_variants_by_name_and_file(tmp_path: Path) -> None:
 
 async def test_solve_sends_tip_and_prompts_per_plan() -> None:
     be = ScriptedBackend(lambda prompt, g: "\\boxed{5}<eos>")
-    cfg = SolveConfig(samples=4, tir_ratio=0.0, tip=TipSettings(3.0, 600), tip_ratio=0.5,
-                      prompts=parse_prompts("default,verify"))
+    cfg = SolveConfig(samples=4, tir_ratio=0.0, tip="on", tip_ratio=0.5, prompts="default,verify")
     res = await solve(P, be, FakePool(), cfg)
     plans = plan_samples(4, 0.0, 2, 0.5)
     assert [(t.tip, t.prompt) for t in res.traces] == [(p.tip, ["default", "verify"][p.prompt]) for p in plans]
     assert {(t.tip, t.prompt) for t in res.traces} == {(True, "default"), (False, "default"),
                                                         (True, "verify"), (False, "verify")}
-    for prompt, g in be.requests:
+    for _prompt, g in be.requests:
         extra = dict(g.extra_args or ())
         if extra:
             assert extra[KEY_ALPHA] == 3.0 and extra[KEY_SINCE] == 0
@@ -62,7 +62,7 @@ async def test_solve_sends_tip_and_prompts_per_plan() -> None:
 async def test_tip_window_carries_over_tool_rounds() -> None:
     replies = iter(["ab```python\nprint(1)\n```\n", "\\boxed{1}<eos>"])
     be = ScriptedBackend(lambda prompt, g: next(replies))
-    cfg = SolveConfig(samples=1, tir_ratio=1.0, tip=TipSettings(3.0, 600, ("zz",)))
+    cfg = SolveConfig(samples=1, tir_ratio=1.0, tip="alpha=3", tip_words="zz")
     await solve(P, be, FakePool(), cfg)
     first, second = (dict(g.extra_args or ()) for _, g in be.requests)
     n = len("ab```python\nprint(1)\n```\n")
@@ -94,16 +94,18 @@ def test_metrics_split_by_tip_and_prompt(tmp_path: Path) -> None:
     assert m.group("prompt:a").pass1 == 0.5 and m.group("prompt:b").pass1 == 1.0  # type: ignore[union-attr]
 
 
-def test_cli_flags_reach_solve_config() -> None:
-    from agent.cli_solve import build_parser, config_from_args
+def test_config_tree_flags() -> None:
+    from agent.cli_args import ConfigParser
+    from agent.config import RolloutConfig
+    from agent.tip import parse_tip
 
-    a = build_parser().parse_args(["x", "--tip", "alpha=2", "--tip-words", "wait", "--tip-ratio", "0.5",
-                                   "--prompts", "default,careful"])
-    cfg = config_from_args(a)
-    assert cfg.tip == TipSettings(2.0, 600, ("wait",)) and cfg.tip_ratio == 0.5
-    assert [v.name for v in cfg.prompts] == ["default", "careful"]
-    assert config_from_args(build_parser().parse_args(["x", "--tip"])).tip == TipSettings()
-    for bad in (["x", "--tip-ratio", "2"], ["x", "--tip", "alpha=q"], ["x", "--prompts", "zzz"],
-                ["x", "--tip-words", "w"]):
+    parser = ConfigParser("t", (RolloutConfig, SolveConfig))
+    cfg = parser.parse(["--tip", "alpha=2", "--tip-words", "wait", "--tip-ratio", "0.5",
+                        "--prompts", "default,careful"])[SolveConfig]
+    assert parse_tip(cfg.tip, cfg.tip_words) == TipSettings(2.0, 600, ("wait",)) and cfg.tip_ratio == 0.5
+    assert [v.name for v in parse_prompts(cfg.prompts)] == ["default", "careful"]
+    assert parse_tip(parser.parse(["--tip", "on"])[SolveConfig].tip) == TipSettings()
+    for bad in (["--tip-ratio", "2"], ["--tip", "alpha=q"], ["--prompts", "zzz"], ["--tip-words", "w"],
+                ["--tip", "on", "--tip-words", " , "]):
         with pytest.raises(UserError):
-            config_from_args(build_parser().parse_args(bad))
+            parser.parse(bad)
