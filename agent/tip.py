@@ -79,6 +79,13 @@ def parse_tip(spec: str | None, words: str | None = None) -> TipSettings | None:
     return TipSettings(alpha=vals.get("alpha", DEFAULT_ALPHA), beta=int(beta), words=word_list)
 
 
+def check_tip_engine(tip: str | None, speculative_config: str | None) -> None:
+    """vLLM refuses custom logits processors with speculative decoding: one clear line."""
+    if parse_tip(tip) is not None and speculative_config:
+        raise UserError("--tip cannot be combined with --speculative-config: vLLM refuses custom logits "
+                        "processors (the thought-switching penalty is one) with speculative decoding")
+
+
 def spellings(word: str) -> list[str]:
     """The spellings of a word looked up in the vocabulary (leading space, case)."""
     w = word.strip()

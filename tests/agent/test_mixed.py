@@ -105,6 +105,11 @@ def test_config_tree_flags() -> None:
     assert parse_tip(cfg.tip, cfg.tip_words) == TipSettings(2.0, 600, ("wait",)) and cfg.tip_ratio == 0.5
     assert [v.name for v in parse_prompts(cfg.prompts)] == ["default", "careful"]
     assert parse_tip(parser.parse(["--tip", "on"])[SolveConfig].tip) == TipSettings()
+    from agent.config import EngineConfig
+
+    with pytest.raises(UserError, match="speculative"):
+        ConfigParser("t", (EngineConfig, RolloutConfig, SolveConfig)).parse(
+            ["--tip", "on", "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 2}'])
     for bad in (["--tip-ratio", "2"], ["--tip", "alpha=q"], ["--prompts", "zzz"], ["--tip-words", "w"],
                 ["--tip", "on", "--tip-words", " , "]):
         with pytest.raises(UserError):
