@@ -32,7 +32,8 @@ _TOKEN_RE = re.compile(r"\\[a-z]+|[a-z]+|\d+|[^\sa-z\d]")
 
 
 class Predictor(Protocol):
-    typical_tokens: float
+    @property
+    def typical_tokens(self) -> float: ...
 
     def predict(self, texts: Sequence[str]) -> np.ndarray: ...
 

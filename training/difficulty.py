@@ -84,7 +84,7 @@ def is_heldout(problem_id: str, holdout: float) -> bool:
     return h / 2**64 < holdout
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     if len(a) < 3:
