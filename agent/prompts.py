@@ -8,8 +8,11 @@ Families:
             ```python / ```output format so the model writes code at all.
   "gpt-oss" harmony-format models: served through a chat template as "qwen" for now; native
             harmony tool calls are not implemented (the TIR format is the ```python one).
-`family="auto"` guesses from the model name. A `PromptVariant` (agent/prompt_variants.py) may
-replace the instruction after the problem. This module does not know how code is run.
+`family="auto"` guesses from the model name. A `system` prompt (a name in SYSTEM_PROMPTS, e.g.
+Fast-Math-R1's training prompts, or any text) replaces the family's template with a system turn
+and the problem alone as the user turn (the TIR instruction is kept in TIR mode), as the
+Fast-Math-R1 reference trained. A `PromptVariant` (agent/prompt_variants.py) may replace the
+instruction after the problem. This module does not know how code is run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ INTEGER_NOTE = "The answer is an integer."
 MODULUS_NOTE = "The final answer is an integer between 0 and {top}."
 
 QWEN_SYSTEM = "You are a helpful and careful mathematician."
+
+# Fast-Math-R1's training system prompts, verbatim from analokmaus/kaggle-aimo2-fast-math-r1
+# (experiments/train_first_stage.py and train_second_stage.py, create_prompt). The doubled braces
+# are the reference's own: its strings are not format strings, so the model saw `\boxed{{}}`.
+FAST_MATH_SFT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{{}}."
+FAST_MATH_GRPO_SYSTEM = (
+    "You are a helpful and harmless assistant. You are Qwen developed by Alibaba. "
+    "You should think step-by-step. Return final answer within \\boxed{{}}."
+)
+SYSTEM_PROMPTS = {"fast-math-sft": FAST_MATH_SFT_SYSTEM, "fast-math-grpo": FAST_MATH_GRPO_SYSTEM}
+
+
+def system_text(system: str | None) -> str | None:
+    """A named system prompt's text (SYSTEM_PROMPTS), the given text itself, or None for ''/None."""
+    if not system:
+        return None
+    return SYSTEM_PROMPTS.get(system, system)
 
 SMALL_EXAMPLE_PROBLEM = "What is the sum of the squares of the integers from 1 to 10?"
 SMALL_EXAMPLE_TIR = (
@@ -71,11 +91,21 @@ def _user_text(problem: Problem, mode: Mode, variant: PromptVariant | None = Non
 
 
 def render(
-    problem: Problem, mode: Mode, family: str = "small", variant: PromptVariant | None = None
+    problem: Problem, mode: Mode, family: str = "small", system: str | None = None,
+    variant: PromptVariant | None = None,
 ) -> list[dict[str, str]]:
-    """Chat messages for one sample of `problem` in `mode` for a model `family` (and prompt variant)."""
+    """Chat messages for one sample of `problem` in `mode` for a model `family` (see `system`
+    in the module docstring; `variant` replaces the instruction after the problem)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
+    text = system_text(system)
+    if text is not None:
+        parts = [problem.text.strip()]
+        if problem.modulus:
+            parts.append(MODULUS_NOTE.format(top=problem.modulus - 1))
+        if mode == "tir":
+            parts.append(TIR_INSTRUCTION)
+        return [{"role": "system", "content": text}, {"role": "user", "content": "\n\n".join(parts)}]
     user = _user_text(problem, mode, variant)
     if family == "r1":
         return [{"role": "user", "content": user}]
@@ -96,7 +126,7 @@ def prompt_ids(
     """Token ids of the rendered prompt with the generation prompt opened."""
     if family == "auto":
         family = guess_family(str(getattr(tokenizer, "name_or_path", "")))
-    messages = render(problem, mode, family, variant)
+    messages = render(problem, mode, family, variant=variant)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
         ids = ids["input_ids"]

@@ -33,10 +33,9 @@ from agent.prompts import prompt_ids
 from agent.rollout import Deadline, rollout
 from agent.tip import parse_tip
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
-from agent.vote import WeightFn, make_weight, vote
+from agent.vote import WeightFn, make_weight, vote, voters
 from sandbox.protocols import KernelPoolLike
 
-NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
 ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
 
@@ -87,11 +86,6 @@ def config_plans(config: SolveConfig) -> tuple[list[SamplePlan], tuple[PromptVar
     variants = parse_prompts(config.prompts)
     tip_ratio = config.tip_ratio if parse_tip(config.tip, config.tip_words) else 0.0
     return plan_samples(config.samples, config.tir_ratio, len(variants), tip_ratio), variants
-
-
-def voters(traces: Sequence[Trace]) -> list[Trace]:
-    """Traces whose answers count: not aborted, not failed."""
-    return [t for t in traces if t.finish not in NON_VOTING]
 
 
 def check_context(problem: Problem, backend: Backend, config: SolveConfig) -> None:
@@ -156,7 +150,7 @@ class ProblemRun:
         self.start = time.monotonic()
         self.budget = config.time_budget
         self.deadline = Deadline(self.start + self.budget) if self.budget else None
-        self.done: list[Trace] = sorted(skip, key=lambda t: t.index)
+        self.done: list[Trace] = list(skip)  # in completion order (the run store keeps it): part of the tie-break
         have = {t.index for t in self.done}
         self.todo = [i for i in range(config.samples) if i not in have]
         self.cancel = asyncio.Event()

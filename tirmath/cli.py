@@ -30,13 +30,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("evals.replay:main", "replay recorded samples under stopping/budget policies"),
     "train": ("training.cli:train_main", "train with a recipe: sft | grpo | dpo"),
     "merge": ("training.cli:merge_main", "linear merge of two checkpoints"),
+    "kaggle-local": ("evals.kaggle_cli:main", "rehearse a Kaggle AIMO submission with a local gateway"),
+    "bundle": ("evals.bundle:main", "download an offline install bundle (wheels, model) for Kaggle"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: tirmath COMMAND [options]", "", "commands:"]
     for name, (_, help_text) in COMMANDS.items():
-        lines.append(f"  {name:<10} {help_text}")
+        lines.append(f"  {name:<13} {help_text}")
     lines.append("")
     lines.append("Run `tirmath COMMAND --help` for a command's options.")
     return "\n".join(lines)
