@@ -76,7 +76,7 @@ def merge_main(argv: list[str]) -> int:
 
 def difficulty_main(argv: list[str]) -> int:
     """`tirmath train difficulty --data SOURCE --out DIR`: see training/difficulty.py."""
-    ap = argparse.ArgumentParser(prog="tirmath train difficulty", description="Train a problem-text -> tokens "
+    ap = ArgumentParser(prog="tirmath train difficulty", description="Train a problem-text -> tokens "
                                  "regressor for the time scheduler (bank:predictor=DIR).")
     ap.add_argument("--data", required=True, help="run store folder or recorded-samples JSONL (as tirmath replay)")
     ap.add_argument("--problems", action="append", default=[], metavar="DATASET",
