@@ -75,14 +75,16 @@ def test_scheduler_gives_predicted_hard_problems_more(tmp_path: Path) -> None:
 
 
 async def test_live_kaggle_run_budgets_from_the_predictor(tmp_path: Path) -> None:
-    from evals.fakes import FakeBackend, FakePool
+    from tests.fakes import FakeBackend, FakePool
     from evals.runner import RunConfig, open_store, run_problems
     from evals.store import read_run
 
     folder = _toy_predictor(tmp_path)
     problems = [Problem("h", "hard " * 8 + "question", "42"), Problem("e", "easy question", "42")]
-    cfg = RunConfig(samples=1, tir_ratio=0.0, max_tokens=50, kaggle=True, time_budget=200.0,
-                    scheduler=f"bank:predictor={folder}")
+    from agent.config import RolloutConfig, SolveConfig
+
+    cfg = RunConfig(solve=SolveConfig(samples=1, tir_ratio=0.0, rollout=RolloutConfig(max_tokens=50)), kaggle=True,
+                    time_budget=200.0, scheduler=f"bank:predictor={folder}")
     store = open_store(str(tmp_path / "run"), problems, cfg, "test")
     try:
         await run_problems(problems, [FakeBackend(answers=[42])], FakePool(), cfg, store)
