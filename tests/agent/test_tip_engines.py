@@ -4,7 +4,7 @@ registers the processor), the shared vLLM server (started with --logits-processo
 
 Each engine: a huge alpha with a very long beta removes a common word from the output; alpha=0
 gives exactly the plain output for the same seed; with a short beta the word comes back only
-after the window, which restarts at each occurrence. The word is " the" (all its spellings):
+after the window, which restarts at each occurrence. The word is " a" (all its spellings; the plain output opens "Once upon a time, in a"):
 common enough that the plain output has it several times, close together.
 """
 
@@ -25,7 +25,7 @@ from tests.agent.test_backends_vllm import chat_ids, collect, joined
 pytestmark = [pytest.mark.slow]
 
 PROMPT = "Write a long story about the sea, the sun and the old man who lived by the shore."
-WORD = "the"
+WORD = "a"
 HUGE = 1e4
 BETA = 8
 

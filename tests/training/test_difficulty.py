@@ -75,9 +75,9 @@ def test_scheduler_gives_predicted_hard_problems_more(tmp_path: Path) -> None:
 
 
 async def test_live_kaggle_run_budgets_from_the_predictor(tmp_path: Path) -> None:
-    from tests.fakes import FakeBackend, FakePool
     from evals.runner import RunConfig, open_store, run_problems
     from evals.store import read_run
+    from tests.fakes import FakeBackend, FakePool
 
     folder = _toy_predictor(tmp_path)
     problems = [Problem("h", "hard " * 8 + "question", "42"), Problem("e", "easy question", "42")]
