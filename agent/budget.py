@@ -18,6 +18,13 @@ Specs for `make_scheduler(spec, total_time, problems)`:
                          B, H): everything but B seconds for each problem still to come, at
                          least B and at most H. B and H are seconds (defaults 0.6 and 2.5 x
                          total_time / problems); `revise` keeps the budget.
+  bank[:F[:X]]:predictor=DIR
+                         banking with a learned difficulty predictor (agent/difficulty.py,
+                         trained by `tirmath train difficulty`): a problem's first budget is its
+                         share x (predicted tokens / the predictor's typical tokens), clipped to
+                         [1/F, F] and to the cap; the same `revise` stretching follows. Callers
+                         pass the problem text to `budget_for(..., text=...)`; without it the
+                         plain share is used.
 
 Difficulty (`difficulty(finished, total)`, 0 easy .. 1 hard): the disagreement among the first
 finished samples (1 - top answer share among them), raised when finished samples gave no
@@ -28,10 +35,11 @@ deadline. Not covered: per-sample token caps
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.errors import UserError
 from agent.types import Trace
@@ -41,7 +49,9 @@ class TimeScheduler(Protocol):
     @property
     def name(self) -> str: ...
 
-    def budget_for(self, problem_index: int, problems_left: int, time_left: float) -> float: ...
+    def budget_for(
+        self, problem_index: int, problems_left: int, time_left: float, text: str | None = None
+    ) -> float: ...
 
     def revise(self, budget: float, finished: Sequence[Trace], total: int, elapsed: float) -> float: ...
 
@@ -70,7 +80,9 @@ class FlatScheduler:
     name: str = "flat"
     spent: list[float] = field(default_factory=list)
 
-    def budget_for(self, problem_index: int, problems_left: int, time_left: float) -> float:
+    def budget_for(
+        self, problem_index: int, problems_left: int, time_left: float, text: str | None = None
+    ) -> float:
         return max(0.0, min(self.total_time / self.problems, time_left))
 
     def revise(self, budget: float, finished: Sequence[Trace], total: int, elapsed: float) -> float:
@@ -87,15 +99,22 @@ class BankingScheduler:
     stretch: float = 2.0
     reserve: float = 0.5
     name: str = "bank"
+    predictor: Any = None  # agent.difficulty.Predictor, or None
     spent: list[float] = field(default_factory=list)
     _share: float = 0.0
     _cap: float = 0.0
 
-    def budget_for(self, problem_index: int, problems_left: int, time_left: float) -> float:
+    def budget_for(
+        self, problem_index: int, problems_left: int, time_left: float, text: str | None = None
+    ) -> float:
         left = max(problems_left, 1)
-        self._share = max(0.0, time_left) / left
-        keep = self.reserve * self._share * (left - 1)
-        self._cap = max(self._share, min(self.stretch * self._share, time_left - keep))
+        share = max(0.0, time_left) / left
+        keep = self.reserve * share * (left - 1)
+        self._cap = max(share, min(self.stretch * share, time_left - keep))
+        if self.predictor is not None and text is not None:
+            ratio = float(self.predictor.predict([text])[0]) / self.predictor.typical_tokens
+            share = min(share * min(max(ratio, 1.0 / self.stretch), self.stretch), self._cap)
+        self._share = share
         return self._share
 
     def revise(self, budget: float, finished: Sequence[Trace], total: int, elapsed: float) -> float:
@@ -117,7 +136,7 @@ class ClampScheduler:
     name: str = "aimo3"
     spent: list[float] = field(default_factory=list)
 
-    def budget_for(self, problem_index: int, problems_left: int, time_left: float) -> float:
+    def budget_for(self, problem_index: int, problems_left: int, time_left: float, text: str | None = None) -> float:
         wanted = time_left - (max(problems_left, 1) - 1) * self.base
         return max(0.0, min(max(wanted, self.base), self.high, time_left))
 
@@ -141,11 +160,30 @@ def _clamp_scheduler(spec: str, rest: str, total_time: float, problems: int) -> 
     return ClampScheduler(base, high)
 
 
+@functools.lru_cache(maxsize=8)
+def _predictor(folder: str) -> Any:
+    """Load a predictor once per folder (replay builds a scheduler per arrival order)."""
+    from agent.difficulty import load_predictor
+
+    return load_predictor(folder)
+
+
+def _split_predictor(spec: str) -> tuple[str, str | None]:
+    head, sep, folder = spec.partition(":predictor=")
+    if (sep and not folder.strip()) or (not sep and "predictor" in spec):
+        raise UserError(f"bad scheduler spec {spec!r}: write bank[:F[:X]]:predictor=DIR")
+    return head, folder.strip() if sep else None
+
+
 def make_scheduler(spec: str, total_time: float, problems: int) -> TimeScheduler:
-    """Parse "flat", "bank[:F[:X]]" or "aimo3[:B[:H]]"; UserError on a bad spec."""
+    """Parse "flat", "bank[:F[:X]][:predictor=DIR]" or "aimo3[:B[:H]]"; UserError on a bad spec or
+    predictor folder."""
+    spec, folder = _split_predictor(spec.strip())
     name, _, rest = spec.strip().partition(":")
     if total_time <= 0 or problems < 1:
         raise UserError(f"scheduler needs a positive time and at least one problem (got {total_time}, {problems})")
+    if name == "flat" and folder is not None:
+        raise UserError("a difficulty predictor needs the banking scheduler: bank:predictor=DIR")
     if name == "flat" and not rest:
         return FlatScheduler(total_time, problems)
     if name == "bank":
@@ -155,9 +193,11 @@ def make_scheduler(spec: str, total_time: float, problems: int) -> TimeScheduler
             raise UserError(f"bad scheduler spec {spec!r}: bank[:F[:X]] takes numbers") from None
         if len(vals) > 2 or (vals and vals[0] < 1.0) or (len(vals) > 1 and vals[1] < 0):
             raise UserError(f"bad scheduler spec {spec!r}: bank[:F[:X]] with F >= 1, X >= 0")
+        predictor = _predictor(folder) if folder is not None else None
         return BankingScheduler(
-            stretch=vals[0] if vals else 2.0, reserve=vals[1] if len(vals) > 1 else 0.5
+            stretch=vals[0] if vals else 2.0, reserve=vals[1] if len(vals) > 1 else 0.5, predictor=predictor,
+            name="bank+predictor" if predictor is not None else "bank",
         )
-    if name == "aimo3":
+    if name == "aimo3" and folder is None:
         return _clamp_scheduler(spec, rest, total_time, problems)
-    raise UserError(f"unknown scheduler {spec!r}; choose flat, bank[:F[:X]] or aimo3[:B[:H]]")
+    raise UserError(f"unknown scheduler {spec!r}; choose flat, bank[:F[:X]][:predictor=DIR] or aimo3[:B[:H]]")

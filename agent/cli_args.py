@@ -24,7 +24,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from agent.config import SPEC, RolloutConfig, SolveConfig, spec_of, validate
+from agent.config import SPEC, EngineConfig, RolloutConfig, SolveConfig, spec_of, validate
 from agent.errors import UserError
 from sandbox.errors import one_line_error
 
@@ -135,6 +135,10 @@ def build_groups(groups: Sequence[type], ns: argparse.Namespace) -> dict[type, A
         out[SolveConfig] = dataclasses.replace(out[SolveConfig], rollout=out[RolloutConfig])
     for obj in out.values():
         validate(obj)
+    if SolveConfig in out and EngineConfig in out:
+        from agent.tip import check_tip_engine
+
+        check_tip_engine(out[SolveConfig].tip, out[EngineConfig].speculative_config)
     return out
 
 

@@ -85,6 +85,24 @@ def _check_weight(spec: str) -> None:
     make_weight(spec)
 
 
+def _check_tip(spec: str) -> None:
+    from agent.tip import parse_tip
+
+    parse_tip(spec)
+
+
+def _check_tip_words(words: str) -> None:
+    from agent.tip import parse_tip
+
+    parse_tip("on", words)
+
+
+def _check_prompts(spec: str) -> None:
+    from agent.prompt_variants import parse_prompts
+
+    parse_prompts(spec)
+
+
 def _check_engine_arg(pair: str) -> None:
     key, sep, _ = pair.partition("=")
     if not sep or not key.strip().replace("-", "_").isidentifier():
@@ -199,7 +217,18 @@ class SolveConfig:
     concurrency: int | None = setting(None, "samples in flight per problem (default: all)", lo=1,
                                       flags=("--sample-concurrency",))
     warm_prefix: bool = setting(True, "start one sample per mode first so the rest reuse its prefix cache")
+    tip: str | None = setting(None, "thought-switching penalty: 'on' (the paper's alpha=3,beta=600) or "
+                              "alpha=A,beta=B (vLLM: not with --speculative-config)", check=_check_tip)
+    tip_words: str | None = setting(None, "switching words for --tip, comma-separated; every spelling is "
+                                    "penalised (default: alternatively,instead)", check=_check_tip_words)
+    tip_ratio: float = setting(1.0, "share of the samples (of each mode and prompt) that get --tip", lo=0, hi=1)
+    prompts: str | None = setting(None, "prompt variants mixed across the samples, comma-separated: default, "
+                                  "careful, verify, or text files", check=_check_prompts)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+    def __post_init__(self) -> None:
+        if self.tip_words is not None and self.tip in (None, "off"):
+            raise UserError("--tip-words needs --tip")
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,15 @@ Families:
 `family="auto"` guesses from the model name. A `system` prompt (a name in SYSTEM_PROMPTS, e.g.
 Fast-Math-R1's training prompts, or any text) replaces the family's template with a system turn
 and the problem alone as the user turn (the TIR instruction is kept in TIR mode), as the
-Fast-Math-R1 reference trained. This module does not know how code is run.
+Fast-Math-R1 reference trained. A `PromptVariant` (agent/prompt_variants.py) may replace the
+instruction after the problem. This module does not know how code is run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from agent.prompt_variants import PromptVariant
 from agent.types import Mode, Problem
 
 COT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -80,17 +82,21 @@ def guess_family(model_name: str) -> str:
     return "small"
 
 
-def _user_text(problem: Problem, mode: Mode) -> str:
+def _user_text(problem: Problem, mode: Mode, variant: PromptVariant | None = None) -> str:
     parts = [problem.text.strip(), ""]
     if problem.modulus:
         parts.append(MODULUS_NOTE.format(top=problem.modulus - 1))
-    parts.append(TIR_INSTRUCTION if mode == "tir" else COT_INSTRUCTION)
+    own = variant and (variant.tir if mode == "tir" else variant.cot)
+    parts.append(own or (TIR_INSTRUCTION if mode == "tir" else COT_INSTRUCTION))
     return "\n".join(parts)
 
 
-def render(problem: Problem, mode: Mode, family: str = "small", system: str | None = None) -> list[dict[str, str]]:
+def render(
+    problem: Problem, mode: Mode, family: str = "small", system: str | None = None,
+    variant: PromptVariant | None = None,
+) -> list[dict[str, str]]:
     """Chat messages for one sample of `problem` in `mode` for a model `family` (see `system`
-    in the module docstring)."""
+    in the module docstring; `variant` replaces the instruction after the problem)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
     if family == "gpt-oss":
@@ -103,14 +109,14 @@ def render(problem: Problem, mode: Mode, family: str = "small", system: str | No
         if mode == "tir":
             parts.append(TIR_INSTRUCTION)
         return [{"role": "system", "content": text}, {"role": "user", "content": "\n\n".join(parts)}]
-    user = _user_text(problem, mode)
+    user = _user_text(problem, mode, variant)
     if family == "r1":
         return [{"role": "user", "content": user}]
     if family == "small":
         example = Problem(id="example", text=SMALL_EXAMPLE_PROBLEM)
         shot = SMALL_EXAMPLE_TIR if mode == "tir" else SMALL_EXAMPLE_COT
         return [
-            {"role": "user", "content": _user_text(example, mode)},
+            {"role": "user", "content": _user_text(example, mode, variant)},
             {"role": "assistant", "content": shot},
             {"role": "user", "content": user},
         ]
@@ -126,17 +132,19 @@ def family_of(backend_or_tokenizer: Any, family: str = "auto") -> str:
 
 
 def prompt_ids(
-    tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto", effort: str = "high"
+    tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto", effort: str = "high",
+    variant: PromptVariant | None = None,
 ) -> list[int]:
     """Token ids of the rendered prompt with the generation prompt opened.
 
-    The gpt-oss family is rendered by the harmony encoding (`tokenizer` may then be None)."""
+    The gpt-oss family is rendered by the harmony encoding (`tokenizer` may then be None; prompt
+    variants do not apply to it)."""
     family = family_of(tokenizer, family)
     if family == "gpt-oss":
         from agent import harmony
 
         return harmony.prompt_ids(problem, mode, effort)
-    messages = render(problem, mode, family)
+    messages = render(problem, mode, family, variant=variant)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
         ids = ids["input_ids"]

@@ -19,10 +19,14 @@ ends this sample with finish "error" and its message; a `BackendError` (server g
 dead) and any programming error propagate, so the problem stops loudly instead of filling
 the vote with failed samples.
 
+Per sample, solve may set a prompt variant (agent/prompt_variants.py) and the thought-switching
+penalty (agent/tip.py): the penalty's window is tracked here across tool rounds (model tokens
+only) and sent with each request as `GenParams.extra_args`, so a continuation keeps its window.
+
 The gpt-oss family (harmony format, native python tool) runs its own loop,
-agent/rollout_harmony.py; `Deadline`, the tool-output notes and session release are shared with
-it from agent/cells.py. Not covered here: choosing modes, seeds or sample counts (solve.py),
-voting (vote.py).
+agent/rollout_harmony.py (prompt variants and TIP do not apply there yet); `Deadline`, the
+tool-output notes and session release are shared with it from agent/cells.py. Not covered here:
+choosing modes, seeds or sample counts (solve.py), voting (vote.py).
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from agent.backends.base import Backend, GenParams
 from agent.cells import Deadline, output_lines, release_in_background, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
+from agent.prompt_variants import PromptVariant
 from agent.prompts import family_of, prompt_ids
+from agent.tip import TipSettings, TipState, request_args, switch_token_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 from sandbox.protocols import KernelPoolLike, SessionLike
 
@@ -127,9 +133,15 @@ class Sample:
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
     entropy: list[float] = field(default_factory=list)  # top-k entropy per generated token (logprobs on)
+    tip: TipSettings | None = None  # thought-switching penalty for this sample (None: off)
+    variant: PromptVariant | None = None  # prompt variant (None: the family's own)
+    tip_state: TipState | None = None
 
     def begin(self) -> None:
-        prompt = prompt_ids(self.backend.tokenizer, self.problem, self.mode, self.config.prompt_family)
+        tok = self.backend.tokenizer
+        prompt = prompt_ids(tok, self.problem, self.mode, self.config.prompt_family, variant=self.variant)
+        if self.tip is not None:
+            self.tip_state = TipState(self.tip.beta, switch_token_ids(tok, self.tip.words))
         self.ids, self.prompt_len = list(prompt), len(prompt)
         self.thinks = "<think>" in self.backend.tokenizer.decode(prompt[-8:])
         emit(self.on_event, Event("start", self.index, self.mode))
@@ -148,7 +160,12 @@ class Sample:
         c = self.config
         return GenParams(max_tokens=max_tokens, temperature=c.temperature, top_p=c.top_p, min_p=c.min_p,
                          seed=(self.seed * 1_000_003 + self.rounds) % (2**31),
-                         stop=(CODE_STOP,) if self.mode == "tir" else (), logprobs=c.logprobs or None)
+                         stop=(CODE_STOP,) if self.mode == "tir" else (), logprobs=c.logprobs or None,
+                         extra_args=self.tip_args())
+
+    def tip_args(self) -> Any:
+        st = self.tip_state
+        return request_args(self.tip, sorted(st.ids), st.since) if self.tip is not None and st else None
 
     async def round(self) -> None:
         """One engine request, then (TIR) at most one tool call; sets `finish` when the sample ends."""
@@ -219,6 +236,8 @@ class Sample:
         """Append a generation's tokens and text (an ending EOS is kept in the record, not the context)."""
         body = gen.ids[:-1] if gen.ended_eos else gen.ids
         self.tokens += len(gen.ids)
+        if self.tip_state is not None:
+            self.tip_state.feed_all(gen.ids)  # the window carries over tool rounds
         self.ids.extend(body)
         self.completion_ids.extend(gen.ids)
         self.mask.extend([1] * len(gen.ids))
@@ -306,6 +325,7 @@ class Sample:
             seconds=time.monotonic() - self.started, prompt_tokens=self.prompt_len, error=self.error,
             token_ids=tuple(self.completion_ids) if record else (), mask=tuple(self.mask) if record else (),
             mean_entropy=sum(self.entropy) / len(self.entropy) if self.entropy else None,
+            tip=self.tip is not None, prompt=self.variant.name if self.variant else "default",
         )
 
 
@@ -320,10 +340,13 @@ async def rollout(
     on_event: EventHandler | None = None,
     deadline: Deadline | float | None = None,
     cancel: asyncio.Event | None = None,
+    tip: TipSettings | None = None,
+    variant: PromptVariant | None = None,
 ) -> Trace:
     """Run one sample to its end and return its Trace. `pool` may be None for CoT samples.
 
     `deadline` is a `time.monotonic()` time or a shared `Deadline`; `cancel` ends it at once.
+    `tip` turns the thought-switching penalty on; `variant` picks a prompt variant.
     """
     if isinstance(deadline, (int, float)):
         deadline = Deadline(float(deadline))
@@ -333,7 +356,7 @@ async def rollout(
         from agent.rollout_harmony import rollout_harmony
 
         return await rollout_harmony(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
-    s = Sample(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
+    s = Sample(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel, tip=tip, variant=variant)
     s.begin()
     try:
         while s.finish is None:

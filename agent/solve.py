@@ -1,7 +1,8 @@
 """`solve(problem, backend, pool, config) -> Result`: the one composed entry point.
 
-Starts the problem's samples concurrently (a fixed, seeded mix of CoT and TIR), never in
-lock-step rounds: while one sample waits for its kernel the others keep the engine busy.
+Starts the problem's samples concurrently (a fixed, seeded mix of CoT and TIR, spread over the
+prompt variants of `--prompts`, with the thought-switching penalty on a `tip_ratio` share of
+each group when `--tip` is set: see `plan_samples`), never in lock-step rounds: while one sample waits for its kernel the others keep the engine busy.
 Each finished sample is handed to `on_trace` at once (for run stores), the weighted vote is
 updated, and the stop policy is asked whether the problem is settled; if so the remaining
 samples are cancelled and their engine requests aborted. A time budget sets a deadline that
@@ -18,7 +19,8 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from agent.answers import is_correct
 from agent.backends.base import Backend
@@ -26,8 +28,10 @@ from agent.config import SolveConfig
 from agent.errors import UserError
 from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
+from agent.prompt_variants import PromptVariant, parse_prompts
 from agent.prompts import prompt_ids
 from agent.rollout import Deadline, rollout
+from agent.tip import parse_tip
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
 from agent.vote import ENTROPY_TOP_K, WeightFn, make_weight, needs_entropy, vote, voters
 from sandbox.protocols import KernelPoolLike
@@ -47,13 +51,54 @@ def plan_modes(samples: int, tir_ratio: float) -> list[Mode]:
     return ["tir" if int((i + 1) * tir_ratio + 1e-9) > int(i * tir_ratio + 1e-9) else "cot" for i in range(samples)]
 
 
+@dataclass(frozen=True)
+class SamplePlan:
+    """What one sample runs: its mode, its prompt variant (index into the variants), TIP on/off."""
+
+    mode: Mode
+    prompt: int = 0
+    tip: bool = False
+
+
+def _spread(n: int, ratio: float) -> list[bool]:
+    return [int((i + 1) * ratio + 1e-9) > int(i * ratio + 1e-9) for i in range(n)]
+
+
+def plan_samples(samples: int, tir_ratio: float, n_prompts: int = 1, tip_ratio: float = 0.0) -> list[SamplePlan]:
+    """Modes as `plan_modes`; within each mode, the prompt variants in turn; within each (mode,
+    variant) group, TIP spread evenly over a `tip_ratio` share, so no setting rides on another."""
+    modes = plan_modes(samples, tir_ratio)
+    seen: dict[Mode, int] = {}
+    prompts = []
+    for m in modes:
+        prompts.append(seen.get(m, 0) % max(1, n_prompts))
+        seen[m] = seen.get(m, 0) + 1
+    tips = [False] * samples
+    for key in set(zip(modes, prompts, strict=True)):
+        members = [i for i in range(samples) if (modes[i], prompts[i]) == key]
+        for i, on in zip(members, _spread(len(members), tip_ratio), strict=True):
+            tips[i] = on
+    return [SamplePlan(m, p, t) for m, p, t in zip(modes, prompts, tips, strict=True)]
+
+
+def config_plans(config: SolveConfig) -> tuple[list[SamplePlan], tuple[PromptVariant, ...]]:
+    """The problem's sample plans and prompt variants from its config."""
+    variants = parse_prompts(config.prompts)
+    tip_ratio = config.tip_ratio if parse_tip(config.tip, config.tip_words) else 0.0
+    return plan_samples(config.samples, config.tir_ratio, len(variants), tip_ratio), variants
+
+
 def check_context(problem: Problem, backend: Backend, config: SolveConfig) -> None:
     """The longest first prompt + --max-tokens must fit the model's context: else one UserError."""
     ctx = backend.max_model_len
     if not ctx:
         return
-    modes = sorted(set(plan_modes(config.samples, config.tir_ratio)))
-    prompt = max(len(prompt_ids(backend.tokenizer, problem, m, config.rollout.prompt_family)) for m in modes)
+    plans, variants = config_plans(config)
+    groups = sorted({(p.mode, p.prompt) for p in plans})
+    family = config.rollout.prompt_family
+    prompt = max(len(prompt_ids(backend.tokenizer, problem, m, family, config.rollout.reasoning_effort,
+                                variants[k] if variants else None))
+                 for m, k in groups)
     need = prompt + config.rollout.max_tokens
     if prompt >= ctx:
         raise UserError(f"problem {problem.id}: the prompt alone is {prompt} tokens and the model's context is "
@@ -99,7 +144,10 @@ class ProblemRun:
                  on_trace: Callable[[Trace], None] | None, skip: Sequence[Trace], revise: ReviseFn | None) -> None:
         self.problem, self.backend, self.pool, self.config = problem, backend, pool, config
         self.policy, self.weight, self.on_event, self.on_trace, self.revise = policy, weight, on_event, on_trace, revise
-        self.modes = plan_modes(config.samples, config.tir_ratio)
+        self.plans, self.variants = config_plans(config)
+        self.tip = parse_tip(config.tip, config.tip_words)
+        self.modes = [p.mode for p in self.plans]
+        groups = [(p.mode, p.prompt) for p in self.plans]  # samples sharing a prompt share its prefix cache
         if "tir" in self.modes and pool is None:
             raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
         self.start = time.monotonic()
@@ -110,8 +158,9 @@ class ProblemRun:
         self.todo = [i for i in range(config.samples) if i not in have]
         self.cancel = asyncio.Event()
         self.limit = asyncio.Semaphore(config.concurrency or max(1, len(self.todo)))
-        self.leaders = _leaders(self.todo, self.modes) if config.warm_prefix else {}
-        self.warm = {m: asyncio.Event() for m in set(self.modes)}
+        self.groups = groups
+        self.leaders = _leaders(self.todo, groups) if config.warm_prefix else {}
+        self.warm = {g: asyncio.Event() for g in set(groups)}
         for m, ev in self.warm.items():
             if m not in self.leaders:
                 ev.set()
@@ -144,20 +193,22 @@ class ProblemRun:
         return _result(self.problem, current, self.done, self.stop_reason, self.elapsed(), self.policy)
 
     async def sample(self, i: int) -> Trace | None:
-        mode = self.modes[i]
+        group, plan = self.groups[i], self.plans[i]
         if i not in self.leaders.values():
-            await _wait_any(self.warm[mode], self.cancel)
+            await _wait_any(self.warm[group], self.cancel)
         async with self.limit:
             if self.cancel.is_set():
                 return None
             seed = sample_seed(self.config.seed, self.problem.id, i)
-            lead = self.leaders.get(mode) == i
-            handler = _first_text_sets(self.warm[mode], self.on_event) if lead else self.on_event
+            lead = self.leaders.get(group) == i
+            handler = _first_text_sets(self.warm[group], self.on_event) if lead else self.on_event
+            variant = self.variants[plan.prompt] if self.variants else None
             try:
-                t = await rollout(self.problem, self.backend, self.pool, mode, self.config.rollout, i, seed,
-                                  handler, self.deadline, self.cancel)
+                t = await rollout(self.problem, self.backend, self.pool, plan.mode, self.config.rollout, i, seed,
+                                  handler, self.deadline, self.cancel, tip=self.tip if plan.tip else None,
+                                  variant=variant)
             finally:
-                self.warm[mode].set()
+                self.warm[group].set()
             return replace(t, started=round(self.elapsed() - t.seconds, 3))
 
     def record(self, t: Trace) -> Vote:
@@ -188,11 +239,11 @@ class ProblemRun:
         return False
 
 
-def _leaders(todo: Sequence[int], modes: Sequence[Mode]) -> dict[Mode, int]:
-    """The first sample to run in each mode (only when others of that mode follow it)."""
-    out: dict[Mode, int] = {}
-    for m in set(modes):
-        mine = [i for i in todo if modes[i] == m]
+def _leaders(todo: Sequence[int], groups: Sequence[Any]) -> dict[Any, int]:
+    """The first sample to run in each group (only when others of that group follow it)."""
+    out: dict[Any, int] = {}
+    for m in set(groups):
+        mine = [i for i in todo if groups[i] == m]
         if len(mine) > 1:
             out[m] = mine[0]
     return out

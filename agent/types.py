@@ -95,6 +95,7 @@ class Trace:
     the rendered prompt. `token_ids` / `mask` (same length, completion only, mask 0 for tool
     output tokens) are filled only when the rollout was asked to record them (training).
     `started` is seconds after the problem started; `seconds` the sample's wall time.
+    `tip` says whether the thought-switching penalty was on; `prompt` names the prompt variant.
     """
 
     problem_id: str
@@ -113,6 +114,8 @@ class Trace:
     token_ids: tuple[int, ...] = ()
     mask: tuple[int, ...] = ()
     mean_entropy: float | None = None  # mean top-k entropy of generated tokens (when logprobs were asked)
+    tip: bool = False
+    prompt: str = "default"
 
     @property
     def completion(self) -> str:
@@ -138,6 +141,8 @@ class Trace:
             "seconds": self.seconds,
             "prompt_tokens": self.prompt_tokens,
             "error": self.error,
+            "tip": self.tip,
+            "prompt": self.prompt,
         }
         if self.mean_entropy is not None:
             d["mean_entropy"] = self.mean_entropy
@@ -165,6 +170,8 @@ class Trace:
             token_ids=tuple(d.get("token_ids", ())),
             mask=tuple(d.get("mask", ())),
             mean_entropy=d.get("mean_entropy"),
+            tip=bool(d.get("tip", False)),
+            prompt=str(d.get("prompt", "default")),
         )
 
 
@@ -218,6 +225,8 @@ class Result:
                     "finish": t.finish,
                     "seconds": round(t.seconds, 3),
                     "mean_entropy": t.mean_entropy,
+                    "tip": t.tip,
+                    "prompt": t.prompt,
                 }
                 for t in self.traces
             ],

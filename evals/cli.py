@@ -50,7 +50,8 @@ class RunArgs:
     out: str = setting(None, "run folder (created, or resumed when it holds this run)", path="dir",
                        required=True)
     kaggle: bool = setting(False, "one problem at a time, random order, global --time-budget")
-    scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]] | aimo3[:B[:H]]", check=_check_scheduler)
+    scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]][:predictor=DIR] | aimo3[:B[:H]] "
+                             "(DIR: a difficulty predictor from `tirmath train difficulty`)", check=_check_scheduler)
     concurrency: int = setting(4, "problems in flight per backend", lo=1)
     retry_errors: bool = setting(True, "on resume, run samples that ended in error again (--no-retry-errors "
                                  "keeps them)")

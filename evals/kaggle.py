@@ -155,7 +155,7 @@ class KagglePredictor:
             return self._record_fallback(pid, prob, [], why, t0, None)
         left = self.time_left()
         index = len(self.store.data.problems)
-        budget = min(left, float(self.scheduler.budget_for(index, max(1, self.expected - index), left)))
+        budget = min(left, float(self.scheduler.budget_for(index, max(1, self.expected - index), left, text)))
         if budget < self.config.min_budget:
             return self._record_fallback(pid, prob, [], "no_time", t0, max(budget, 0.0))
         return self._solve(prob, budget, t0)

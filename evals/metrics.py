@@ -4,7 +4,8 @@ One vote: only voting samples count (`agent.vote.is_voter`: not aborted, not fai
 majority here is `agent.vote.vote`, the code the live agent votes with. Aborted and errored
 samples are counted beside (`aborted`, `errors`), never in pass@1 or maj@k.
 
-Per group of samples (all, CoT only, TIR only): pass@1 (mean over a problem's voting samples,
+Per group of samples (all, CoT only, TIR only; and, when a run has them, TIP on / off and each
+prompt variant: groups "tip", "no-tip", "prompt:NAME"): pass@1 (mean over a problem's voting samples,
 then over problems; a problem with no voting sample counts 0), maj@k (the uniform vote of the
 first k voting samples by index), unbiased pass@k (the Codex estimator 1 - C(n-c, k) / C(n, k)
 over voting samples, averaged over problems with at least k), answer-less, timed-out and
@@ -177,11 +178,33 @@ def budget_curve(by_problem: dict[str, list[SampleRecord]], budgets: Sequence[in
     return tuple(points)
 
 
-def _split(data: RunData, mode: str | None) -> dict[str, list[SampleRecord]]:
+def _keep(group: str | None, r: SampleRecord) -> bool:
+    if group is None or group == "all":
+        return True
+    if group in ("tip", "no-tip"):
+        return r.trace.tip == (group == "tip")
+    if group.startswith("prompt:"):
+        return r.trace.prompt == group[len("prompt:"):]
+    return r.mode == group
+
+
+def _split(data: RunData, group: str | None) -> dict[str, list[SampleRecord]]:
     out = {}
     for pid, by_index in data.samples.items():
-        out[pid] = [r for _, r in sorted(by_index.items()) if mode is None or r.mode == mode]
+        out[pid] = [r for _, r in sorted(by_index.items()) if _keep(group, r)]
     return out
+
+
+def group_names(data: RunData) -> tuple[str, ...]:
+    """GROUPS, plus TIP on/off when some samples had TIP, plus each prompt when there were several."""
+    recs = data.all_samples()
+    extra: list[str] = []
+    if any(r.trace.tip for r in recs):
+        extra += ["tip", "no-tip"]
+    prompts = sorted({r.trace.prompt for r in recs})
+    if len(prompts) > 1:
+        extra += [f"prompt:{p}" for p in prompts]
+    return GROUPS + tuple(extra)
 
 
 def default_budgets(max_tokens: int | None) -> tuple[int, ...]:
@@ -194,7 +217,7 @@ def default_budgets(max_tokens: int | None) -> tuple[int, ...]:
 def run_metrics(data: RunData, budgets: Sequence[int] | None = None) -> RunMetrics:
     if budgets is None:
         budgets = default_budgets(data.manifest.get("config", {}).get("max_tokens"))
-    groups = tuple(group_metrics(g, _split(data, None if g == "all" else g)) for g in GROUPS)
+    groups = tuple(group_metrics(g, _split(data, g)) for g in group_names(data))
     graded = [p for p in data.problems.values() if p.correct is not None]
     voted = sum(bool(p.correct) for p in graded)
     return RunMetrics(

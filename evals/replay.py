@@ -4,13 +4,17 @@
                    [--speed TOK_PER_S] [--concurrency C] [--clock tokens|latency]
                    [--assume-wrong distinct|same] [--weight SPEC] [--kaggle] [--scheduler flat|bank]
                    [--plot FILE.png] [--json] [--fit-weights OUT.json]
+                   [--problems DATASET ...] [--heldout-of PREDICTOR_DIR]
 
 SOURCE is a run store folder (`tirmath eval`), a folder with samples.jsonl, or a recorded file
 such as shared/data/recorded/*.jsonl (see evals/replay_sources.py). For each policy, over many
 arrival orders: accuracy (voted answer correct), tokens and time spent, against fixed-n majority
 on the same samples, with the spread across orders; the caveats of the source are printed.
 `--kaggle` chains problems under a global clock (default 50 problems, 5 hours) with each
-scheduler and reports problems cut by, and lost to, the clock. Figures are measured, not asserted.
+scheduler and reports problems cut by, and lost to, the clock; a scheduler with a difficulty
+predictor (`bank:predictor=DIR`) reads problem texts from the run store or from `--problems`
+datasets, and `--heldout-of DIR` replays only the problems that predictor did not train on.
+Figures are measured, not asserted.
 The simulation itself is evals/replay_sim.py; policies are agent/policy.py, schedulers agent/budget.py.
 """
 
@@ -60,6 +64,10 @@ def _parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--fit-weights", default=None, metavar="OUT.json",
                    help="fit vote weights on half the problems, report on the other half, save")
+    p.add_argument("--problems", action="append", default=[], metavar="DATASET",
+                   help="datasets holding the problem texts (for a scheduler's difficulty predictor)")
+    p.add_argument("--heldout-of", default=None, metavar="DIR",
+                   help="replay only the problems held out by the difficulty predictor in DIR")
     return p
 
 
@@ -71,6 +79,7 @@ class Setup:
     orders: int
     seed: int
     weight: WeightFn
+    texts: dict[str, str] | None = None  # problem texts, for difficulty predictors
 
 
 def run_policy(setup: Setup, policy: StopPolicy) -> list[list[Outcome]]:
@@ -129,7 +138,8 @@ def kaggle(setup: Setup, schedulers: Sequence[str], problems_n: int, hours: floa
             runs = []
             for order in range(setup.orders):
                 sched = make_scheduler(spec, hours * 3600.0, problems_n)
-                runs.append(kaggle_run(problems, pol, sched, hours * 3600.0, setup.timing, order, setup.seed, setup.weight))
+                runs.append(kaggle_run(problems, pol, sched, hours * 3600.0, setup.timing, order, setup.seed,
+                                       setup.weight, setup.texts))
             rows.append({
                 "scheduler": spec, "policy": pol.name,
                 "correct_mean": float(np.mean([sum(o.correct for o in r.outcomes) for r in runs])),
@@ -155,7 +165,43 @@ def _setup(args: argparse.Namespace) -> Setup:
     if args.clock == "latency" and not source.has_latency:
         raise UserError(f"{args.source}: --clock latency needs recorded latencies, and this source has none")
     timing = Timing(speed, args.concurrency, args.clock)
-    return Setup(source, policies, timing, args.orders, args.seed, make_weight(args.weight))
+    if args.heldout_of:
+        source = heldout_only(source, args.heldout_of)
+    texts = source_texts(args.source, args.problems) if any("predictor=" in s for s in args.scheduler) else None
+    return Setup(source, policies, timing, args.orders, args.seed, make_weight(args.weight), texts)
+
+
+def heldout_only(source: Source, folder: str) -> Source:
+    """The part of `source` a difficulty predictor held out of its training."""
+    from pathlib import Path
+
+    try:
+        ids = set(json.loads((Path(folder) / "predictor.json").read_text(encoding="utf-8"))["heldout_ids"])
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"--heldout-of {folder}: no held-out ids there ({e})") from None
+    kept = tuple(p for p in source.problems if p.id in ids)
+    if not kept:
+        raise UserError(f"--heldout-of {folder}: none of its held-out problems is in {source.name}")
+    note = f"only the {len(kept)} problems held out by the predictor in {folder} (of {len(source.problems)})"
+    return Source(source.name, kept, (*source.caveats, note), source.has_latency)
+
+
+def source_texts(source: str, datasets: Sequence[str]) -> dict[str, str]:
+    """Problem texts by id: from a run store's manifest, and from `--problems` datasets."""
+    from pathlib import Path
+
+    from agent.datasets import load_problems
+
+    texts: dict[str, str] = {}
+    manifest = Path(source) / "manifest.json"
+    if manifest.is_file():
+        for d in json.loads(manifest.read_text(encoding="utf-8")).get("problem_set", []):
+            texts[str(d["id"])] = d["text"]
+    for name in datasets:
+        texts.update({p.id: p.text for p in load_problems(name)})
+    if not texts:
+        raise UserError("a difficulty predictor needs the problem texts: give --problems DATASET (e.g. aime_1983_2023)")
+    return texts
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,14 +141,16 @@ def kaggle_run(
     order: int,
     seed: int,
     weight: WeightFn | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> KaggleOutcome:
-    """Problems one at a time under a global clock; the scheduler sets each problem's budget."""
+    """Problems one at a time under a global clock; the scheduler sets each problem's budget
+    (from the problem text too, when `texts` has it: difficulty predictors)."""
     time_left = total_time
     outs: list[Outcome] = []
     lost = 0
     for i, problem in enumerate(problems):
         plan = arrivals(problem, timing, order, seed + i)
-        budget = scheduler.budget_for(i, len(problems) - i, time_left)
+        budget = scheduler.budget_for(i, len(problems) - i, time_left, (texts or {}).get(problem.id))
         out = simulate_problem(problem, policy, plan, budget, scheduler.revise, weight)
         if out.timed_out and not out.correct:
             free = simulate_problem(problem, policy, plan, None, None, weight)

@@ -232,7 +232,7 @@ async def _run_kaggle(problems: Sequence[Problem], backend: Backend, pool: Any, 
                              seconds=0.0, correct=False if problem.answer is not None else None)
             _finish(store, progress, problem, no_time, config.samples, 0.0)
             continue
-        budget = min(time_left, float(scheduler.budget_for(i, len(order) - i, time_left)))
+        budget = min(time_left, float(scheduler.budget_for(i, len(order) - i, time_left, problem.text)))
         # the scheduler may stretch a hard-looking problem's budget while it runs (banking)
         result = await _solve_one(problem, backend, pool, config, store, progress, solve_fn, budget,
                                   revise=scheduler.revise)

@@ -9,7 +9,7 @@ scope for fixtures and tests). Fixtures:
   at the end of the session.
 - `server_url` -> "http://127.0.0.1:PORT": `python -m vllm.entrypoints.openai.api_server` on
   that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
-  its process group at the end. Its log goes to a temporary file quoted on a failed start.
+  its process group at the end; it runs the TIP logits processor. Its log goes to a temporary file quoted on a failed start.
 """
 
 from __future__ import annotations
@@ -95,7 +95,10 @@ def server_url(default_model_dir: Path) -> Iterator[str]:
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "4096",
-           "--seed", "0", "--enable-prefix-caching"]
+           "--seed", "0", "--enable-prefix-caching",
+           # the thought-switching penalty (V1-runner interface: pin the runner on GPU boxes)
+           "--logits-processors", "agent.backends.tip_vllm:TIPLogitsProcessor"]
+    env["VLLM_USE_V2_MODEL_RUNNER"] = "0"
     try:
         import torch
 

@@ -1,4 +1,5 @@
-"""`tirmath train sft|grpo|dpo --config RECIPE [--set key=value ...]` and `tirmath merge`.
+"""`tirmath train sft|grpo|dpo --config RECIPE [--set key=value ...]`, `tirmath train difficulty`
+and `tirmath merge`.
 
 Thin: parse arguments, load the recipe (training/recipe.py), call the stage's library function,
 print where the model went. Every user mistake is a `UserError` (one line, exit 2).
@@ -26,6 +27,8 @@ def _train_parser() -> ArgumentParser:
 
 
 def train_main(argv: list[str]) -> int:
+    if argv[:1] == ["difficulty"]:
+        return difficulty_main(argv[1:])
     args = _train_parser().parse_args(argv)
     from training.recipe import field_help, load_recipe, parse_overrides
 
@@ -68,4 +71,38 @@ def merge_main(argv: list[str]) -> int:
 
     out = merge_checkpoints(args.a, args.b, tuple(args.weights), args.out)
     print(f"tirmath merge: wrote {out}", file=sys.stdout)
+    return 0
+
+
+def difficulty_main(argv: list[str]) -> int:
+    """`tirmath train difficulty --data SOURCE --out DIR`: see training/difficulty.py."""
+    ap = ArgumentParser(prog="tirmath train difficulty", description="Train a problem-text -> tokens "
+                                 "regressor for the time scheduler (bank:predictor=DIR).")
+    ap.add_argument("--data", required=True, help="run store folder or recorded-samples JSONL (as tirmath replay)")
+    ap.add_argument("--problems", action="append", default=[], metavar="DATASET",
+                    help="datasets holding the problem texts (needed for recorded files; repeatable)")
+    ap.add_argument("--out", required=True, help="predictor folder to write")
+    ap.add_argument("--kind", choices=("tfidf", "hf"), default="tfidf", help="tfidf (default, no download) or hf")
+    ap.add_argument("--model", help="--kind hf: encoder hub id or folder (e.g. answerdotai/ModernBERT-base)")
+    ap.add_argument("--label", choices=("mean", "correct"), default="mean",
+                    help="mean tokens of all samples (default) or of the correct ones")
+    ap.add_argument("--holdout", type=float, default=0.5, help="share of problems held out (default 0.5)")
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--max-length", type=int, default=256, help="problem text cut to this many tokens (hf)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    a = ap.parse_args(argv)
+    if not 0.0 < a.holdout < 1.0:
+        raise UserError("--holdout must be between 0 and 1")
+    from pathlib import Path
+
+    from evals.replay import source_texts
+    from evals.replay_sources import read_source
+    from training.difficulty import TrainSettings, train_difficulty
+
+    source = read_source(a.data)
+    texts = source_texts(a.data, a.problems)
+    settings = TrainSettings(a.kind, a.label, a.holdout, a.model, a.epochs, a.lr, a.max_length, a.batch_size)
+    report = train_difficulty(source, texts, Path(a.out), settings)
+    print(f"{report.describe()}; saved {a.out} (use it with --scheduler bank:predictor={a.out})")
     return 0

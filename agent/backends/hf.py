@@ -5,7 +5,9 @@ A manual token loop (KV cache, greedy or temperature/top-p sampling with a seede
 runs at a time (others wait their turn). Stop strings are matched on the decoded text and
 included in it; a finished-by-EOS request carries the EOS id with no text, as does one that
 stopped on `GenParams.stop_token_ids`. `min_p` and top-k `logprobs` are honoured. `abort()` or
-leaving `stream()` early sets a flag the loop checks every token.
+leaving `stream()` early sets a flag the loop checks every token. A request whose
+`GenParams.extra_args` ask for the thought-switching penalty runs the transformers processor
+of backends/tip_hf.py on its logits.
 
 It does not batch requests, and it is not fast: use the vLLM backends for real work.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.backends.base import Chunk, GenParams, eos_ids_of
+from agent.tip import from_request_args
 
 
 @dataclass
@@ -49,6 +52,15 @@ def _pick(logits: Any, params: GenParams, gen: Any) -> int:
         sorted_p = torch.where(keep, sorted_p, torch.zeros_like(sorted_p))
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _tip_processor(params: GenParams, prompt_len: int) -> Any:
+    req = from_request_args(dict(params.extra_args) if params.extra_args else None)
+    if req is None:
+        return None
+    from agent.backends.tip_hf import TIPHFProcessor
+
+    return TIPHFProcessor(req, prompt_len)
 
 
 class _TextTracker:
@@ -121,6 +133,8 @@ class HFBackend:
             tracker = _TextTracker(self.tokenizer, params.stop)
             inputs = torch.tensor([prompt_ids], device=self.model.device)
             past = None
+            tip = _tip_processor(params, len(prompt_ids))
+            seq = list(prompt_ids)
             for _ in range(params.max_tokens):
                 if req.cancel.is_set():
                     emit(Chunk("", (), finish_reason="abort"))
@@ -128,7 +142,10 @@ class HFBackend:
                 out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 logits = out.logits[0, -1]
+                if tip is not None:
+                    logits = tip(torch.tensor([seq]), logits[None, :])[0]
                 token = _pick(logits, params, gen)
+                seq.append(token)
                 lps = (_top_logprobs(logits, params.logprobs),) if params.logprobs else None
                 if token in self._eos or token in params.stop_token_ids:
                     emit(Chunk("", (token,), finish_reason="stop", logprobs=lps))

@@ -4,7 +4,8 @@ llama.cpp), streaming over HTTP with aiohttp.
 Prompts go as token-id lists (the chat template is applied locally with `tokenizer`, loaded
 from a local folder or the model name), so a TIR continuation is never re-tokenised. Each
 request asks for `include_stop_str_in_output` and `return_token_ids` (both honoured by vLLM's
-server; verified on vllm 0.32). When a server sends no token ids for a chunk, the chunk's text
+server; verified on vllm 0.32); `GenParams.extra_args` go as `vllm_xargs` (vLLM: the thought-switching
+penalty needs a server started with `--logits-processors agent.backends.tip_vllm:TIPLogitsProcessor`). When a server sends no token ids for a chunk, the chunk's text
 is tokenised locally instead: that is exact for plain text but may split differently from the
 model at chunk boundaries, so prefer a server that returns ids. Closing a stream (breaking
 out of `stream()` or `abort()`) closes the HTTP response, which aborts the request on the
@@ -116,6 +117,8 @@ class ServerBackend:
         if params.logprobs:  # top-k per token, keyed "token_id:N" (vLLM's return_tokens_as_token_ids)
             body["logprobs"] = params.logprobs
             body["return_tokens_as_token_ids"] = True
+        if params.extra_args:  # per-request settings for the server's logits processors (e.g. TIP)
+            body["vllm_xargs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in params.extra_args}
         return body
 
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:

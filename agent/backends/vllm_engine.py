@@ -17,6 +17,13 @@ AsyncLLM always runs its engine core in a child process; on CPU this module sets
 rather than in a third worker process (start 41 s -> 20 s here). The child is spawned, which
 re-imports the main script: callers keep their work under `main()`.
 
+The thought-switching-penalty processor (backends/tip_vllm.py) is registered on every engine
+(`tip=False` leaves it out); it touches only requests whose `GenParams.extra_args` ask for TIP.
+It is a V1-runner processor, so registering it pins the V1 model runner
+(`VLLM_USE_V2_MODEL_RUNNER=0`, unless already set). vLLM refuses custom logits processors with
+speculative decoding: with a `speculative_config` the processor is left out, and a TIP request
+is one clear error.
+
 It does not render chat templates (the caller uses `tokenizer`), pick models, or retry.
 """
 
@@ -52,6 +59,7 @@ def _engine_args(
     kv_cache_gib: float,
     on_gpu: bool,
     extra: dict[str, Any],
+    tip: bool = True,
 ) -> Any:
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -74,6 +82,11 @@ def _engine_args(
         kwargs["enforce_eager"] = True
     kwargs.update(extra)
     check_engine_options(kwargs)
+    if tip and kwargs.get("speculative_config") is None:
+        from agent.backends.tip_vllm import TIPLogitsProcessor
+
+        os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")  # the processor has the V1 interface
+        kwargs["logits_processors"] = [*(kwargs.get("logits_processors") or []), TIPLogitsProcessor]
     return AsyncEngineArgs(**kwargs)
 
 
@@ -177,11 +190,12 @@ class VLLMEngineBackend:
 
     name = "vllm"
 
-    def __init__(self, engine: Any, tokenizer: Any, model: str, max_model_len: int) -> None:
+    def __init__(self, engine: Any, tokenizer: Any, model: str, max_model_len: int, tip: bool = True) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.model = model
         self.max_model_len = max_model_len
+        self.tip = tip  # the TIP logits processor is registered
         self.eos_token_ids: tuple[int, ...] = eos_ids_of(tokenizer)
         self.log: Path | None = None  # the engine's own output (see engine_log)
         self._closed = False
@@ -196,6 +210,7 @@ class VLLMEngineBackend:
         seed: int = 0,
         kv_cache_gib: float = 2.0,
         tokenizer: Any = None,
+        tip: bool = True,
         **engine_kwargs: Any,
     ) -> VLLMEngineBackend:
         """Start an engine on `model` (a local folder or hub id).
@@ -208,7 +223,8 @@ class VLLMEngineBackend:
         `enable_prefix_caching`, `gpu_memory_utilization`); unknown names and unknown quantization
         or KV-cache dtypes are one UserError before the engine starts. A `tokenizer` object (e.g.
         `agent.harmony.HarmonyTokenizer`) replaces the model folder's: the engine then runs without
-        one (`skip_tokenizer_init`: token ids only, no stop strings, empty chunk text).
+        one (`skip_tokenizer_init`: token ids only, no stop strings, empty chunk text). `tip`
+        registers the thought-switching-penalty processor (left out with speculative decoding).
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -217,9 +233,10 @@ class VLLMEngineBackend:
         if tokenizer is not None:
             engine_kwargs.setdefault("skip_tokenizer_init", True)
         try:
-            args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
+            args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs, tip)
         except (ValueError, TypeError) as e:  # AsyncEngineArgs' own checks of a value
             raise start_error(model, e) from e
+        tip = tip and engine_kwargs.get("speculative_config") is None
         err: UserError | None = None
         with captured_stderr() as log:  # the engine core keeps this log as its stderr for life
             try:
@@ -230,7 +247,7 @@ class VLLMEngineBackend:
             raise err
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(model)
-        backend = cls(engine, tokenizer, model, engine.model_config.max_model_len)
+        backend = cls(engine, tokenizer, model, engine.model_config.max_model_len, tip)
         backend.eos_token_ids = eos_ids_of(tokenizer, _generation_config(model))
         backend.log = log
         return backend
@@ -251,7 +268,19 @@ class VLLMEngineBackend:
             ignore_eos=params.ignore_eos,
             logprobs=params.logprobs,
             output_kind=RequestOutputKind.DELTA,
+            extra_args=self._extra_args(params),
         )
+
+    def _extra_args(self, params: GenParams) -> dict[str, Any] | None:
+        from agent.tip import KEY_ALPHA
+
+        extra = dict(params.extra_args) if params.extra_args else None
+        if extra and KEY_ALPHA in extra and not self.tip:
+            raise UserError(
+                "TIP (--tip) cannot run on this engine: vLLM refuses custom logits processors with "
+                "speculative decoding, and the TIP processor is not registered"
+            )
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()} if extra else None
 
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
         """Yield chunks of one request; leaving the loop early aborts it in the engine."""
