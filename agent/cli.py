@@ -3,7 +3,8 @@
 Dispatches each subcommand to a `main(argv) -> int` in the package that owns it, importing
 that package only when the subcommand runs (so `tirmath sandbox` never loads vLLM, and
 `agent` never imports `evals` or `training` at module level). A `UserError` anywhere becomes
-one line on stderr and exit code 2. This module does no work of its own.
+one line on stderr and exit code 2; a `RunStopped` (engine dead, servers down, disk full) one
+line and exit code 1. This module does no work of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 import warnings
 
-from agent.errors import UserError
+from agent.errors import RunStopped, UserError
 
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"tirmath {name}: error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # engine dead, every server down, disk full: rerun to resume
+        print(f"tirmath {name}: stopped: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"tirmath {name}: interrupted", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.backends.errors import BackendUnavailable
 from agent.events import Event, EventHandler, emit
 from agent.prompts import prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
@@ -277,7 +278,9 @@ async def rollout(
             if deadline is not None and deadline.passed():
                 finish = "time"
                 break
-    except Exception as e:  # a backend failure ends this sample, not the problem
+    except BackendUnavailable:  # nothing can run any more: the run stops (and resumes later)
+        raise
+    except Exception as e:  # a failed request ends this sample, not the problem
         finish, error = "error", f"{type(e).__name__}: {e}"
     finally:
         if session is not None:

@@ -85,8 +85,10 @@ async def _open_backends(a: argparse.Namespace) -> list[Any]:
     from agent.cli_solve import backend_options
 
     opts = backend_options(a)
-    if a.server:
-        return [await open_backend(model=a.model, server=url, engine=a.engine) for url in a.server]
+    if a.server:  # one pool over all servers: spread by load, a dead server's requests go on elsewhere
+        from agent.backends.failover import FailoverBackend
+
+        return [await FailoverBackend.open(a.server, model=a.model)]
     return [await open_backend(model=a.model, engine=a.engine, **opts)]
 
 

@@ -6,8 +6,9 @@ solve's `on_trace`), writes a problem record when a problem is done, and on a re
 stored samples of an unfinished problem as `skip`, so nothing is lost or run twice. Seeds come
 from `agent.solve.sample_seed(seed, problem id, index)`, so a resumed run draws the same samples.
 
-Scaling out: give several backends (e.g. one per vLLM server started with data parallelism) and
-problems go to whichever backend has a free slot:
+Scaling out: give several servers (wrapped in one `agent.backends.failover.FailoverBackend`,
+which spreads requests by load and survives a server's death) or several backends; problems go
+to whichever has a free slot (`concurrency` per server):
 
     tirmath eval --dataset aime2025 --out runs/a25 --server http://127.0.0.1:8000 \\
         --server http://127.0.0.1:8001 --samples 16 --concurrency 2
@@ -155,10 +156,7 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     if config.kaggle:
         return await _run_kaggle(problems, backends[0], pool, config, store, progress, solve_fn)
     _start_progress(progress, store.data)
-    slots: asyncio.Queue[Backend] = asyncio.Queue()
-    for _ in range(max(1, config.concurrency)):
-        for b in backends:
-            slots.put_nowait(b)
+    slots = _slots(backends, config.concurrency)
 
     async def one(problem: Problem) -> None:
         backend = await slots.get()
@@ -171,13 +169,23 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     tasks = [asyncio.create_task(one(p)) for p in todo]
     try:
         await asyncio.gather(*tasks)
-    finally:
+    finally:  # on a RunStopped (engine dead, servers down, disk full) what finished is stored
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    if progress is not None:
-        progress.close()
+        if progress is not None:
+            progress.close()
     return store.data
+
+
+def _slots(backends: Sequence[Backend], concurrency: int) -> asyncio.Queue[Backend]:
+    """`concurrency` problem slots per server: a failover pool over N servers counts N times."""
+    slots: asyncio.Queue[Backend] = asyncio.Queue()
+    for _ in range(max(1, concurrency)):
+        for b in backends:
+            for _ in range(int(getattr(b, "width", 1))):
+                slots.put_nowait(b)
+    return slots
 
 
 def _make_scheduler(spec: str, total: float, n_problems: int) -> Any:

@@ -17,6 +17,9 @@ AsyncLLM always runs its engine core in a child process; on CPU this module sets
 rather than in a third worker process (start 41 s -> 20 s here). The child is spawned, which
 re-imports the main script: callers keep their work under `main()`.
 
+If the engine core process dies (killed by the OOM killer, say), every request raises
+`BackendUnavailable`, which stops the run with one line; the caller resumes with a new engine.
+
 It does not render chat templates (the caller uses `tokenizer`), pick models, or retry.
 """
 
@@ -27,6 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from agent.backends.base import Chunk, GenParams
+from agent.backends.errors import BackendUnavailable
 from agent.errors import UserError
 
 CPU_BLOCK_SIZE = 32
@@ -85,6 +89,19 @@ def to_chunk(output: Any) -> Chunk:
     )
 
 
+async def _alive(gen: Any, backend: VLLMEngineBackend) -> AsyncIterator[Any]:
+    """Pass the engine's outputs on; a dead engine core becomes one `BackendUnavailable`."""
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    try:
+        async for out in gen:
+            yield out
+    except EngineDeadError as e:
+        backend._dead = (f"the vLLM engine core process died ({type(e).__name__}); finished samples are "
+                         "stored, run the same command again to resume")
+        raise BackendUnavailable(backend._dead) from e
+
+
 class VLLMEngineBackend:
     """Streams from an in-process AsyncLLM. Build it with `await VLLMEngineBackend.create(...)`."""
 
@@ -96,6 +113,7 @@ class VLLMEngineBackend:
         self.model = model
         self.max_model_len = max_model_len
         self._closed = False
+        self._dead = ""  # why the engine died (its core process was killed, e.g. by the OOM killer)
 
     @classmethod
     async def create(
@@ -146,6 +164,8 @@ class VLLMEngineBackend:
         """Yield chunks of one request; leaving the loop early aborts it in the engine."""
         from vllm.inputs import TokensPrompt
 
+        if self._dead:
+            raise BackendUnavailable(self._dead)
         if self._closed:
             raise RuntimeError("backend is closed")
         if len(prompt_ids) >= self.max_model_len:
@@ -155,7 +175,7 @@ class VLLMEngineBackend:
         finished = False
         gen = self.engine.generate(prompt, self._sampling_params(params, len(prompt_ids)), request_id)
         try:
-            async for out in gen:
+            async for out in _alive(gen, self):
                 for completion in out.outputs:
                     chunk = to_chunk(completion)
                     finished = chunk.finish_reason is not None
@@ -171,7 +191,7 @@ class VLLMEngineBackend:
 
     async def abort(self, request_id: str) -> None:
         """Stop a request now; unknown or finished ids are ignored by the engine."""
-        if not self._closed:
+        if not self._closed and not self._dead:
             await self.engine.abort(request_id)
 
     async def close(self) -> None:
