@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("evals.cli:report_main", "markdown, plots and an HTML viewer for a run"),
     "compare": ("evals.cli:compare_main", "compare two runs side by side"),
     "gen-tir": ("evals.cli:gen_tir_main", "generate a filtered TIR training dataset"),
+    "merge-runs": ("evals.cli:merge_runs_main", "merge the run stores of --shard K/N runs into one"),
     "replay": ("evals.replay:main", "replay recorded samples under stopping/budget policies"),
     "train": ("training.cli:train_main", "train with a recipe: sft | grpo | dpo"),
     "merge": ("training.cli:merge_main", "linear merge of two checkpoints"),

@@ -1,4 +1,4 @@
-"""`tirmath eval | report | compare | gen-tir`: thin command lines over the evals library.
+"""`tirmath eval | report | compare | gen-tir | merge-runs`: thin command lines over the evals library.
 
 Each `*_main(argv)` parses its flags, checks every input (dataset rows, options, an existing
 run folder's config) before any model is loaded, then calls library code: `runner.run_problems`,
@@ -32,6 +32,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, help="first N problems (after filters)")
     g.add_argument("--ids", help="comma-separated problem ids")
     g.add_argument("--modulus", type=int, help="reduce integer answers mod this (AIMO: 1000)")
+    g.add_argument("--shard", metavar="K/N", help="run only shard K of N (problems K-1, K-1+N, ...), each shard "
+                   "its own run store; join them with `tirmath merge-runs`")
 
 
 def _add_agent_args(p: argparse.ArgumentParser, tir_ratio: bool = True) -> None:
@@ -122,13 +124,16 @@ async def _execute(a: argparse.Namespace, problems: list[Problem], config: RunCo
 
 def _run_store(a: argparse.Namespace, run_dir: str, problems: list[Problem], config: RunConfig, label: str) -> Any:
     from evals.runner import open_store
+    from evals.shards import parse_shard
 
+    shard = parse_shard(a.shard)
     meta = {"servers": a.server or [], "command": label}
-    store = open_store(run_dir, problems, config, a.dataset, meta)
+    store = open_store(run_dir, problems, config, a.dataset, meta, shard=shard)
+    mine = problems if shard is None else shard.select(problems)
     try:
-        todo = [p for p in problems if p.id not in store.data.problems]
+        todo = [p for p in mine if p.id not in store.data.problems]
         if todo:
-            asyncio.run(_execute(a, problems, config, store, label))
+            asyncio.run(_execute(a, mine, config, store, label))
         return store.data
     finally:
         store.close()
@@ -214,4 +219,16 @@ def compare_main(argv: list[str]) -> int:
     if a.out:
         Path(a.out).write_text(text, encoding="utf-8")
     print(text)
+    return 0
+
+
+def merge_runs_main(argv: list[str]) -> int:
+    from evals.shards import merge_runs
+
+    p = argparse.ArgumentParser(prog="tirmath merge-runs", description="Merge the run stores of --shard K/N runs "
+                                "into one run store (checks they are shards of one run; lists missing problems).")
+    p.add_argument("shard_dirs", metavar="SHARD_DIR", nargs="+")
+    p.add_argument("--out", required=True, help="new folder for the merged run store")
+    a = p.parse_args(argv)
+    print(merge_runs(a.shard_dirs, a.out).describe())
     return 0

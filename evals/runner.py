@@ -37,6 +37,7 @@ from agent.rollout import RolloutConfig
 from agent.solve import ReviseFn, SolveConfig, solve
 from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
+from evals.shards import Shard
 from evals.store import RunData, RunStore, problem_record, sample_record
 
 KAGGLE_SECONDS_PER_PROBLEM = 5 * 3600 / 50  # AIMO: 50 problems in 5 hours
@@ -99,14 +100,22 @@ def kaggle_order(problems: Sequence[Problem], seed: int) -> list[Problem]:
 
 
 def open_store(run_dir: str, problems: Sequence[Problem], config: RunConfig, dataset: str,
-               extra_meta: dict[str, Any] | None = None) -> RunStore:
-    """Create or resume the run store (UserError when RUN_DIR holds another config)."""
+               extra_meta: dict[str, Any] | None = None, shard: Shard | None = None) -> RunStore:
+    """Create or resume the run store (UserError when RUN_DIR holds another config).
+
+    With `shard`, `problems` is still the whole run's list: the identity is the whole run's plus
+    the shard, and the store lists only the shard's problems (see evals.shards).
+    """
     from agent import __version__
 
-    identity = {**config.identity(), "dataset": dataset, "problems": len(problems),
-                "problem_set": problem_set_digest(problems)}
-    meta = {"tirmath_version": __version__, "problems": [p.id for p in problems],
-            "problem_set": [p.to_dict() for p in problems], **(extra_meta or {})}
+    identity: dict[str, Any] = {**config.identity(), "dataset": dataset, "problems": len(problems),
+                                "problem_set": problem_set_digest(problems)}
+    mine = list(problems) if shard is None else shard.select(problems)
+    meta = {"tirmath_version": __version__, "problems": [p.id for p in mine],
+            "problem_set": [p.to_dict() for p in mine], **(extra_meta or {})}
+    if shard is not None:
+        identity["shard"] = str(shard)
+        meta["all_problems"] = [p.id for p in problems]
     return RunStore(run_dir, identity, meta)
 
 
