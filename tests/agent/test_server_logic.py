@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,111 @@ def test_request_shape_follows_the_capabilities(tokenizer: Any) -> None:
     text_only = backend(tokenizer, token_prompts=False, token_ids_out=False, keeps_stop=False).request_body(ids, params)
     assert text_only["prompt"] == "<|im_start|>user\nhi<|im_end|>\n"
     assert "stop" not in text_only and "return_token_ids" not in text_only
+
+
+class TinyServer:
+    """A real HTTP server on 127.0.0.1 that answers like a strict text-only server (FastAPI's 422 on
+    token-id prompts), for the request-shape logic; `refuse_all` makes it refuse every completion."""
+
+    def __init__(self, refuse_all: bool = False) -> None:
+        self.refuse_all, self.bodies, self.runner, self.url = refuse_all, [], None, ""
+        self.fail_after_open = False
+
+    async def start(self) -> str:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/completions", self.completions)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self.url
+
+    async def models(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.json_response({"data": [{"id": "/models/smollm2.gguf", "object": "model"}]})
+
+    async def completions(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json()
+        self.bodies.append(body)
+        if self.refuse_all or self.fail_after_open:
+            return web.json_response({"error": {"message": "the model is on fire", "code": 400}}, status=400)
+        if not isinstance(body["prompt"], str):
+            return web.json_response({"detail": [{"type": "string_type", "loc": ["body", "prompt"],
+                                                  "msg": "Input should be a valid string"}]}, status=422)
+        text = "" if body.get("stop") else " 8, 9"  # strips stop strings: a stop at the start leaves nothing
+        return web.json_response({"choices": [{"text": text, "finish_reason": "stop", "index": 0}]})
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def test_text_only_server_is_found_at_open_and_named_once(default_model_dir: Path, caplog: Any) -> None:
+    srv = TinyServer()
+    url = await srv.start()
+    try:
+        b = await ServerBackend.open(url, model=str(default_model_dir))
+        assert b.model == "/models/smollm2.gguf"  # the served name, tokenizer from the local folder
+        assert (b.caps.token_prompts, b.caps.token_ids_out, b.caps.keeps_stop) == (False, False, False)
+        notes = [r.getMessage() for r in caplog.records if "text prompts only" in r.getMessage()]
+        assert len(notes) == 1 and "tokenised differently" in notes[0]
+        await b.close()
+    finally:
+        await srv.stop()
+
+
+async def test_refused_request_shape_is_one_error_at_open(default_model_dir: Path) -> None:
+    from agent.errors import UserError
+
+    srv = TinyServer(refuse_all=True)
+    url = await srv.start()
+    try:
+        with pytest.raises(UserError, match=r"refuses completion requests: the model is on fire \(token-id prompt: "
+                                            r"the model is on fire\)"):
+            await ServerBackend.open(url, model=str(default_model_dir))
+    finally:
+        await srv.stop()
+
+
+async def test_a_sample_error_keeps_the_servers_message_in_trace_view_and_report(
+        default_model_dir: Path, tmp_path: Path) -> None:
+    from agent.rollout import RolloutConfig
+    from agent.solve import SolveConfig, solve
+    from agent.types import Problem
+    from agent.view import LogView
+    from evals.report import markdown_report
+    from evals.metrics import run_metrics
+    from evals.runner import RunConfig, open_store, run_problems
+
+    srv = TinyServer()
+    url = await srv.start()
+    try:
+        b = await ServerBackend.open(url, model=str(default_model_dir))
+        srv.fail_after_open = True
+        out = io.StringIO()
+        view = LogView(out)
+        prob = Problem("p", "What is 1+1?", "2")
+        res = await solve(prob, b, None, SolveConfig(samples=2, tir_ratio=0.0, rollout=RolloutConfig(max_tokens=8)),
+                          on_event=view)
+        msg = f"server {url.removesuffix('/v1')} answered HTTP 400: the model is on fire"
+        assert all(t.finish == "error" and msg in (t.error or "") for t in res.traces)
+        assert res.answer is None
+        assert f"done: error (ServerError: {msg})" in out.getvalue()
+        cfg = RunConfig(samples=2, tir_ratio=0.0, max_tokens=8)
+        store = open_store(str(tmp_path / "run"), [prob], cfg, "t")
+        await run_problems([prob], [b], None, cfg, store)
+        store.close()
+        from evals.store import read_run
+
+        data = read_run(tmp_path / "run")
+        assert msg in markdown_report(data, run_metrics(data))
+        await b.close()
+    finally:
+        await srv.stop()
