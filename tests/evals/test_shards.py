@@ -4,8 +4,8 @@ engine), refusals of overlapping or mismatched shards, the CLI's one-line errors
 from __future__ import annotations
 
 import subprocess
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
