@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from agent.backends.base import GenParams
+from agent.config import RolloutConfig, SolveConfig
 from agent.prompts import prompt_ids
-from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, sample_seed, solve
+from agent.solve import sample_seed, solve
 from agent.types import Problem, Trace
 
 PROBLEM = Problem(id="bench", text="What is the sum of the cubes of the integers from 1 to 20?", answer="44100")

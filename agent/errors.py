@@ -2,9 +2,9 @@
 
 - `UserError` (re-exported from sandbox so agent code need not import it): a user mistake,
   one line on stderr, exit code 2, raised before any engine starts.
-- `RunStopped`: the run cannot go on (the engine died, every server is down, the disk is
-  full); one line on stderr, exit code 1. Everything finished so far is stored, and rerunning
-  the same command resumes.
+- `RunStopped`: the run cannot go on for a reason outside the backends (the run store's disk
+  is full); one line on stderr, exit code 1, like `agent.backends.base.BackendError`.
+  Everything finished so far is stored, and rerunning the same command resumes.
 """
 
 from sandbox.errors import UserError

@@ -7,9 +7,17 @@ when long; timeouts, crashes, out-of-memory and lost state told in plain words),
 continues from token ids, so earlier text is never re-tokenised. A CoT sample is one
 generation. Both end Fast-Math style as soon as a \\boxed{} answer appears after `</think>`.
 
-Budgets: generated tokens per sample across rounds (tool output tokens do not count, but
-they do use context), tool calls per sample, and an absolute deadline. A `cancel` event ends
-the sample at once (the engine request is aborted), e.g. when the problem's vote is settled.
+A sample's state is one `Sample` object; `rollout` is a short loop over `Sample.round()` (one
+engine request, then at most one tool call). Budgets: generated tokens per sample across
+rounds (tool output tokens do not count, but they do use context: a full context ends the
+sample with finish "context", distinct from the token budget's "length"), tool calls per
+sample, and an absolute deadline. A `cancel` event ends the sample at once (the engine request
+is aborted), e.g. when the problem's vote is settled.
+
+Failures: a `SampleError` (a kernel that cannot start, a model output the format cannot parse)
+ends this sample with finish "error" and its message; a `BackendError` (server gone, engine
+dead) and any programming error propagate, so the problem stops loudly instead of filling
+the vote with failed samples.
 
 Not covered here: choosing modes, seeds or sample counts (solve.py), voting (vote.py).
 """
@@ -24,14 +32,19 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
-from agent.backends.errors import BackendUnavailable
+from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.prompts import prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
+from sandbox.protocols import KernelPoolLike, SessionLike
 
 CODE_STOP = "```\n"
 _RELEASING: set[asyncio.Future] = set()  # sessions being handed back in the background
 _OPEN_RE = re.compile(r"```(?:python|py)[ \t]*\n")
+
+
+class SampleError(Exception):
+    """A failure that ends one sample (finish "error") and not the problem."""
 
 
 @dataclass
@@ -45,20 +58,6 @@ class Deadline:
 
     def left(self) -> float:
         return self.at - time.monotonic()
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    """Per-sample limits and sampling settings."""
-
-    max_tokens: int = 8192  # generated tokens per sample, across all rounds
-    max_tool_calls: int = 8  # code cells run per sample; later blocks are not run
-    cell_timeout: float = 10.0  # seconds per code cell
-    temperature: float = 0.6
-    top_p: float = 0.95
-    output_chars: int = 1200  # head + tail of a tool output kept when fed back
-    record_tokens: bool = False  # fill Trace.token_ids / Trace.mask (mask 0 on tool output)
-    prompt_family: str = "auto"  # see agent.prompts
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -80,48 +79,37 @@ def find_code(segment: str) -> tuple[int, int, str] | None:
     return m.start(), len(segment), segment[m.end() : close]
 
 
-def format_output(result: Any, limit: int, timeout: float) -> str:
-    """Render a sandbox ExecResult as the ```output block the model reads next."""
+_STATUS_NOTES = {
+    "timeout": "[the cell ran longer than {timeout:g} s and was stopped]",
+    "oom": "[the cell ran out of memory and was stopped]",
+    "crashed": "[the Python kernel crashed]",
+    "restarted": "[the Python kernel was restarted]",
+}
+
+
+def output_lines(result: Any, limit: int, timeout: float) -> list[str]:
+    """A sandbox ExecResult as the lines the model reads: the output (head and tail kept) and
+    plain-words notes on timeouts, crashes, lost state and empty output."""
     body = (result.output or "").rstrip("\n")
     if len(body) > limit:
         head, tail = body[: limit // 2], body[-limit // 2 :]
         body = f"{head}\n... [{len(body) - len(head) - len(tail)} characters cut] ...\n{tail}"
-    status = result.status
-    notes = {
-        "timeout": f"[the cell ran longer than {timeout:g} s and was stopped]",
-        "oom": "[the cell ran out of memory and was stopped]",
-        "crashed": "[the Python kernel crashed]",
-        "restarted": "[the Python kernel was restarted]",
-    }
     lines = [body] if body else []
-    if status in notes:
-        lines.append(notes[status])
-    if getattr(result, "state_lost", False) or status in ("crashed", "restarted"):
+    if result.status in _STATUS_NOTES:
+        lines.append(_STATUS_NOTES[result.status].format(timeout=timeout))
+    if getattr(result, "state_lost", False) or result.status in ("crashed", "restarted"):
         lines.append("[all variables and imports from earlier cells were lost]")
     if not lines:
         lines.append("[no output; print() the values you need]")
-    return "```output\n" + "\n".join(lines) + "\n```\n"
+    return lines
 
 
-@dataclass
-class _State:
-    """Mutable bookkeeping of one rollout (private)."""
-
-    ids: list[int]
-    steps: list[Step] = field(default_factory=list)
-    pending: str = ""  # model text since the last tool output
-    tokens: int = 0
-    tool_calls: int = 0
-    completion_ids: list[int] = field(default_factory=list)
-    mask: list[int] = field(default_factory=list)
-    thinks: bool = False
-    running: asyncio.Future | None = None  # a cell left running after a cancel
-
-    def full_text(self) -> str:
-        return "".join(s.text for s in self.steps) + self.pending
+def format_output(result: Any, limit: int, timeout: float) -> str:
+    """Render a sandbox ExecResult as the ```output block the model reads next."""
+    return "```output\n" + "\n".join(output_lines(result, limit, timeout)) + "\n```\n"
 
 
-def _answer_ready(text: str, thinks: bool) -> bool:
+def answer_ready(text: str, thinks: bool) -> bool:
     """Fast-Math stop: a complete boxed answer after </think> (or anywhere, for non-thinking models)."""
     if "\\boxed" not in text and "\\fbox" not in text:
         return False
@@ -133,74 +121,232 @@ def _answer_ready(text: str, thinks: bool) -> bool:
     return extract_boxed(text) is not None
 
 
-async def _generate(
-    backend: Backend,
-    st: _State,
-    params: GenParams,
-    rid: str,
-    on_event: EventHandler | None,
-    index: int,
-    deadline: Deadline | None,
-    cancel: asyncio.Event | None,
-) -> tuple[list[int], str, str | None]:
-    """One engine request. Returns (new ids, finish, stop_reason)."""
-    new_ids: list[int] = []
-    live = st.full_text()
-    finish, stop_reason = "length", None
-    stream = backend.stream(st.ids, params, rid)
-    try:
-        async for ch in stream:
-            new_ids.extend(ch.token_ids)
-            if ch.text:
-                live += ch.text
-                emit(on_event, Event("text", index, ch.text, tokens=st.tokens + len(new_ids)))
-            if ch.finish_reason:
-                finish, stop_reason = ch.finish_reason, ch.stop_reason
-                break
-            if cancel is not None and cancel.is_set():
-                finish = "aborted"
-                break
-            if deadline is not None and deadline.passed():
-                finish = "time"
-                break
-            if "}" in ch.text and _answer_ready(live, st.thinks):
-                finish = "answer"
-                break
-    finally:
-        await stream.aclose()  # type: ignore[attr-defined]
-        if finish in ("aborted", "time", "answer"):
-            await backend.abort(rid)
-    return new_ids, finish, stop_reason
+@dataclass
+class Generation:
+    """What one engine request produced."""
+
+    ids: list[int]
+    how: str  # "stop" | "length" | "abort" | "aborted" | "time" | "answer"
+    stop_reason: str | None
+    ended_eos: bool
+    context_bound: bool  # the request was limited by the context window, not the token budget
 
 
-async def _run_cell(
-    st: _State, session: Any, code: str, timeout: float, cancel: asyncio.Event | None
-) -> Any | None:
-    """Run code in the session; None if `cancel` fired first (the cell then ends in the background)."""
-    run = asyncio.ensure_future(session.run(code, timeout=timeout))
-    if cancel is None:
-        return await run
-    waiter = asyncio.ensure_future(cancel.wait())
-    done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if run in done:
-        return run.result()
-    st.running = run
-    return None
+@dataclass
+class Sample:
+    """One sample's inputs and its state while it runs."""
 
+    problem: Problem
+    backend: Backend
+    pool: KernelPoolLike | None
+    mode: Mode
+    config: RolloutConfig
+    index: int = 0
+    seed: int = 0
+    on_event: EventHandler | None = None
+    deadline: Deadline | None = None
+    cancel: asyncio.Event | None = None
+    ids: list[int] = field(default_factory=list)  # prompt + everything after it
+    prompt_len: int = 0
+    steps: list[Step] = field(default_factory=list)
+    pending: str = ""  # model text since the last tool output
+    tokens: int = 0
+    tool_calls: int = 0
+    completion_ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+    thinks: bool = False
+    rounds: int = 0
+    session: SessionLike | None = None
+    running: asyncio.Future | None = None  # a cell left running after a cancel
+    finish: Finish | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
 
-def _eos_ids(backend: Backend) -> set[int]:
-    ids = getattr(backend, "eos_token_ids", None)
-    if ids:
-        return set(ids)
-    eos = getattr(backend.tokenizer, "eos_token_id", None)
-    return {eos} if eos is not None else set()
+    def begin(self) -> None:
+        prompt = prompt_ids(self.backend.tokenizer, self.problem, self.mode, self.config.prompt_family)
+        self.ids, self.prompt_len = list(prompt), len(prompt)
+        self.thinks = "<think>" in self.backend.tokenizer.decode(prompt[-8:])
+        emit(self.on_event, Event("start", self.index, self.mode))
+
+    def full_text(self) -> str:
+        return "".join(s.text for s in self.steps) + self.pending
+
+    def budget(self) -> tuple[int, bool]:
+        """(tokens the next request may generate, whether the context is the tighter bound)."""
+        left = self.config.max_tokens - self.tokens
+        ctx = self.backend.max_model_len
+        room = ctx - len(self.ids) if ctx else left
+        return min(left, room), room < left
+
+    def params(self, max_tokens: int) -> GenParams:
+        c = self.config
+        return GenParams(max_tokens=max_tokens, temperature=c.temperature, top_p=c.top_p, min_p=c.min_p,
+                         seed=(self.seed * 1_000_003 + self.rounds) % (2**31),
+                         stop=(CODE_STOP,) if self.mode == "tir" else ())
+
+    async def round(self) -> None:
+        """One engine request, then (TIR) at most one tool call; sets `finish` when the sample ends."""
+        limit, context_bound = self.budget()
+        if limit <= 0:
+            self.finish = "context" if context_bound else "length"
+            return
+        gen = await self.generate(limit, context_bound)
+        self.rounds += 1
+        self.take(gen)
+        if gen.how in ("length", "aborted", "time", "answer"):
+            self.finish = "context" if gen.how == "length" and gen.context_bound else gen.how  # type: ignore[assignment]
+            return
+        block = find_code(self.pending) if self.mode == "tir" else None
+        if block is None:
+            if gen.stop_reason == CODE_STOP and not gen.ended_eos:
+                return  # a plain ``` fence closed, not a python block: keep generating
+            self.finish = "answer" if extract_boxed(self.full_text()) else "eos"
+            return
+        if self.tool_calls >= self.config.max_tool_calls:
+            self.finish = "tool_limit"
+            return
+        if gen.ended_eos:  # the model ended right after the block: the EOS is not context
+            self.completion_ids.pop()
+            self.mask.pop()
+        await self.tool_round(block)
+
+    async def generate(self, limit: int, context_bound: bool) -> Generation:
+        """One engine request, streamed; stops early on cancel, the deadline or a ready answer."""
+        rid = f"{self.problem.id}#{self.index}#{self.seed}#{self.rounds}"
+        new: list[int] = []
+        live, how, stop_reason = self.full_text(), "length", None
+        stream = self.backend.stream(self.ids, self.params(limit), rid)
+        try:
+            async for ch in stream:
+                new.extend(ch.token_ids)
+                if ch.text:
+                    live += ch.text
+                    emit(self.on_event, Event("text", self.index, ch.text, tokens=self.tokens + len(new)))
+                how = self._stop_now(ch, live)
+                if how:
+                    stop_reason = ch.stop_reason
+                    break
+            else:
+                how = "length"
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+            if how in ("aborted", "time", "answer"):
+                await self.backend.abort(rid)
+        how = "aborted" if how == "abort" else how
+        ended_eos = bool(new) and new[-1] in self.backend.eos_token_ids
+        return Generation(new, how, stop_reason, ended_eos, context_bound)
+
+    def _stop_now(self, ch: Any, live: str) -> str:
+        """Why generation stops after this chunk ("" to go on)."""
+        if ch.finish_reason:
+            return str(ch.finish_reason)
+        if self.cancel is not None and self.cancel.is_set():
+            return "aborted"
+        if self.deadline is not None and self.deadline.passed():
+            return "time"
+        if "}" in ch.text and answer_ready(live, self.thinks):
+            return "answer"
+        return ""
+
+    def take(self, gen: Generation) -> None:
+        """Append a generation's tokens and text (an ending EOS is kept in the record, not the context)."""
+        body = gen.ids[:-1] if gen.ended_eos else gen.ids
+        self.tokens += len(gen.ids)
+        self.ids.extend(body)
+        self.completion_ids.extend(gen.ids)
+        self.mask.extend([1] * len(gen.ids))
+        self.pending += self.backend.tokenizer.decode(body, skip_special_tokens=False)
+
+    async def tool_round(self, block: tuple[int, int, str]) -> None:
+        """Split off the code block, run it, append the output block (mask 0)."""
+        b_start, b_end, code = block
+        if self.pending[:b_start]:
+            self.steps.append(Step("text", self.pending[:b_start]))
+        code_text = self.pending[b_start:b_end]
+        self.steps.append(Step("code", code_text))
+        self.pending = ""
+        emit(self.on_event, Event("code", self.index, code))
+        timeout = self.cell_timeout()
+        result = await self.run_cell(code, timeout)
+        if result is None:
+            self.finish = "aborted"
+            return
+        self.tool_calls += 1
+        out = format_output(result, self.config.output_chars, timeout)
+        if not code_text.endswith("\n"):
+            out = "\n" + out
+        self.steps.append(Step("output", out, status=result.status, seconds=result.seconds))
+        emit(self.on_event, Event("output", self.index, out, status=result.status))
+        self.append_tool_tokens(self.backend.tokenizer.encode(out, add_special_tokens=False))
+        if self.deadline is not None and self.deadline.passed():
+            self.finish = "time"
+
+    def append_tool_tokens(self, ids: Any) -> None:
+        out_ids = [int(i) for i in ids]
+        self.ids.extend(out_ids)
+        self.completion_ids.extend(out_ids)
+        self.mask.extend([0] * len(out_ids))
+
+    def cell_timeout(self) -> float:
+        timeout = self.config.cell_timeout
+        if self.deadline is not None:
+            timeout = max(0.5, min(timeout, self.deadline.left()))
+        return timeout
+
+    async def run_cell(self, code: str, timeout: float) -> Any | None:
+        """Run code in the sample's session; None if `cancel` fired first (the cell ends in the background)."""
+        session = await self.acquire()
+        run = asyncio.ensure_future(session.run(code, timeout=timeout))
+        if self.cancel is None:
+            return await run
+        waiter = asyncio.ensure_future(self.cancel.wait())
+        done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if run in done:
+            return run.result()
+        self.running = run
+        return None
+
+    async def acquire(self) -> SessionLike:
+        if self.session is None:
+            if self.pool is None:
+                raise ValueError("a TIR sample needs a kernel pool")
+            try:
+                self.session = await self.pool.acquire()
+            except Exception as e:
+                from sandbox.kernel import KernelStartError
+
+                if isinstance(e, KernelStartError):
+                    raise SampleError(f"the sandbox could not start a kernel: {e}") from e
+                raise
+        return self.session
+
+    def release(self) -> None:
+        """Hand the session back in the background once any cell still running on it has ended."""
+        if self.session is not None and self.pool is not None:
+            task = asyncio.ensure_future(_release_later(self.pool, self.session, self.running))
+            _RELEASING.add(task)  # keep a reference until it is done (asyncio holds only weak ones)
+            task.add_done_callback(_RELEASING.discard)
+            self.session = None
+
+    def trace(self) -> Trace:
+        if self.pending:
+            self.steps.append(Step("text", self.pending))
+            self.pending = ""
+        record = self.config.record_tokens
+        return Trace(
+            problem_id=self.problem.id, index=self.index, seed=self.seed, mode=self.mode, steps=tuple(self.steps),
+            answer=extract_answer(self.full_text(), self.steps, self.problem.modulus),
+            finish=self.finish or "error", tokens=self.tokens, tool_calls=self.tool_calls,
+            seconds=time.monotonic() - self.started, prompt_tokens=self.prompt_len, error=self.error,
+            token_ids=tuple(self.completion_ids) if record else (), mask=tuple(self.mask) if record else (),
+        )
 
 
 async def rollout(
     problem: Problem,
     backend: Backend,
-    pool: Any,
+    pool: KernelPoolLike | None,
     mode: Mode,
     config: RolloutConfig,
     index: int = 0,
@@ -217,139 +363,21 @@ async def rollout(
         deadline = Deadline(float(deadline))
     if mode == "tir" and pool is None:
         raise ValueError("a TIR sample needs a kernel pool")
-    tok = backend.tokenizer
-    start = time.monotonic()
-    prompt = prompt_ids(tok, problem, mode, config.prompt_family)
-    st = _State(ids=list(prompt))
-    st.thinks = "<think>" in tok.decode(prompt[-8:])
-    eos = _eos_ids(backend)
-    ctx_limit = getattr(backend, "max_model_len", None)
-    session = None
-    finish: Finish = "length"
-    error = None
-    emit(on_event, Event("start", index, mode))
+    s = Sample(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
+    s.begin()
     try:
-        for rnd in range(10_000):
-            remaining = config.max_tokens - st.tokens
-            if ctx_limit:
-                remaining = min(remaining, ctx_limit - len(st.ids))
-            if remaining <= 0:
-                finish = "length"
-                break
-            params = GenParams(
-                max_tokens=remaining,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                seed=(seed * 1_000_003 + rnd) % (2**31),
-                stop=(CODE_STOP,) if mode == "tir" else (),
-            )
-            rid = f"{problem.id}#{index}#{seed}#{rnd}"
-            new_ids, how, stop_reason = await _generate(
-                backend, st, params, rid, on_event, index, deadline, cancel
-            )
-            ended_eos = bool(new_ids) and new_ids[-1] in eos
-            body_ids = new_ids[:-1] if ended_eos else new_ids
-            st.tokens += len(new_ids)
-            st.ids.extend(body_ids)
-            st.completion_ids.extend(new_ids)
-            st.mask.extend([1] * len(new_ids))
-            st.pending += tok.decode(body_ids, skip_special_tokens=False)
-            if how in ("length", "aborted", "time", "answer"):
-                finish = how  # type: ignore[assignment]
-                break
-            block = find_code(st.pending) if mode == "tir" else None
-            if block is None:
-                if stop_reason == CODE_STOP and not ended_eos:
-                    continue  # a plain ``` fence closed, not a python block: keep generating
-                finish = "answer" if extract_boxed(st.full_text()) else "eos"
-                break
-            if st.tool_calls >= config.max_tool_calls:
-                finish = "tool_limit"
-                break
-            if ended_eos:  # the model ended right after the block: the EOS is not context
-                st.completion_ids.pop()
-                st.mask.pop()
-            if session is None:
-                session = await pool.acquire()
-            cell = await _tool_round(st, block, session, tok, config, on_event, index, deadline, cancel)
-            if cell is None:
-                finish = "aborted"
-                break
-            if deadline is not None and deadline.passed():
-                finish = "time"
-                break
-    except BackendUnavailable:  # nothing can run any more: the run stops (and resumes later)
-        raise
-    except Exception as e:  # a failed request ends this sample, not the problem
-        finish, error = "error", f"{type(e).__name__}: {e}"
+        while s.finish is None:
+            await s.round()
+    except SampleError as e:
+        s.finish, s.error = "error", str(e)
     finally:
-        if session is not None:
-            task = asyncio.ensure_future(_release_later(pool, session, st.running))
-            _RELEASING.add(task)  # keep a reference until it is done (asyncio holds only weak ones)
-            task.add_done_callback(_RELEASING.discard)
-    if st.pending:
-        st.steps.append(Step("text", st.pending))
-        st.pending = ""
-    text = st.full_text()
-    trace = Trace(
-        problem_id=problem.id,
-        index=index,
-        seed=seed,
-        mode=mode,
-        steps=tuple(st.steps),
-        answer=extract_answer(text, st.steps, problem.modulus),
-        finish=finish,
-        tokens=st.tokens,
-        tool_calls=st.tool_calls,
-        seconds=time.monotonic() - start,
-        prompt_tokens=len(prompt),
-        error=error,
-        token_ids=tuple(st.completion_ids) if config.record_tokens else (),
-        mask=tuple(st.mask) if config.record_tokens else (),
-    )
-    emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=finish))
+        s.release()
+    trace = s.trace()
+    emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=trace.finish))
     return trace
 
 
-async def _tool_round(
-    st: _State,
-    block: tuple[int, int, str],
-    session: Any,
-    tokenizer: Any,
-    config: RolloutConfig,
-    on_event: EventHandler | None,
-    index: int,
-    deadline: Deadline | None,
-    cancel: asyncio.Event | None,
-) -> Any | None:
-    """Split off the code block, run it, append the output block (mask 0). None if cancelled."""
-    b_start, b_end, code = block
-    if st.pending[:b_start]:
-        st.steps.append(Step("text", st.pending[:b_start]))
-    code_text = st.pending[b_start:b_end]
-    st.steps.append(Step("code", code_text))
-    st.pending = ""
-    emit(on_event, Event("code", index, code))
-    timeout = config.cell_timeout
-    if deadline is not None:
-        timeout = max(0.5, min(timeout, deadline.left()))
-    result = await _run_cell(st, session, code, timeout, cancel)
-    if result is None:
-        return None
-    st.tool_calls += 1
-    out = format_output(result, config.output_chars, timeout)
-    if not code_text.endswith("\n"):
-        out = "\n" + out
-    st.steps.append(Step("output", out, status=result.status, seconds=result.seconds))
-    emit(on_event, Event("output", index, out, status=result.status))
-    out_ids = [int(i) for i in tokenizer.encode(out, add_special_tokens=False)]
-    st.ids.extend(out_ids)
-    st.completion_ids.extend(out_ids)
-    st.mask.extend([0] * len(out_ids))
-    return result
-
-
-async def _release_later(pool: Any, session: Any, running: asyncio.Future | None) -> None:
+async def _release_later(pool: KernelPoolLike, session: SessionLike, running: asyncio.Future | None) -> None:
     """Give the session back once any cell still running on it (after a cancel) has ended."""
     if running is not None:
         try:

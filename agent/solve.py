@@ -18,43 +18,23 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from agent.answers import is_correct
 from agent.backends.base import Backend
+from agent.config import SolveConfig
+from agent.errors import UserError
 from agent.events import Event, EventHandler, emit
 from agent.policy import StopPolicy, make_policy
-from agent.rollout import Deadline, RolloutConfig, rollout
+from agent.prompts import prompt_ids
+from agent.rollout import Deadline, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
 from agent.vote import WeightFn, make_weight, vote
+from sandbox.protocols import KernelPoolLike
 
 NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
 ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
-
-
-@dataclass(frozen=True)
-class SolveConfig:
-    """How one problem is attacked."""
-
-    samples: int = 8  # samples per problem
-    tir_ratio: float = 0.5  # share of samples in TIR mode (the rest plain CoT)
-    seed: int = 0  # base seed; each sample's seed is derived from it, the problem id and its index
-    time_budget: float | None = None  # wall seconds for the problem (None: no limit)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    policy: str = "fixed"  # stop policy spec, see agent.policy.make_policy
-    weight: str = "uniform"  # vote weight spec, see agent.vote.make_weight
-    concurrency: int | None = None  # samples in flight at once (None: all)
-    # Start one sample per mode first and the rest once its prompt is prefilled, so they reuse
-    # its KV blocks through the prefix cache instead of all prefilling the same prompt at once.
-    warm_prefix: bool = True
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError("samples must be at least 1")
-        if not 0.0 <= self.tir_ratio <= 1.0:
-            raise ValueError("tir_ratio must be between 0 and 1")
 
 
 def sample_seed(base_seed: int, problem_id: str, index: int) -> int:
@@ -73,10 +53,27 @@ def voters(traces: Sequence[Trace]) -> list[Trace]:
     return [t for t in traces if t.finish not in NON_VOTING]
 
 
+def check_context(problem: Problem, backend: Backend, config: SolveConfig) -> None:
+    """The longest first prompt + --max-tokens must fit the model's context: else one UserError."""
+    ctx = backend.max_model_len
+    if not ctx:
+        return
+    modes = sorted(set(plan_modes(config.samples, config.tir_ratio)))
+    prompt = max(len(prompt_ids(backend.tokenizer, problem, m, config.rollout.prompt_family)) for m in modes)
+    need = prompt + config.rollout.max_tokens
+    if prompt >= ctx:
+        raise UserError(f"problem {problem.id}: the prompt alone is {prompt} tokens and the model's context is "
+                        f"{ctx} (--max-model-len); shorten the problem or raise --max-model-len")
+    if need > ctx:
+        raise UserError(f"problem {problem.id}: prompt ({prompt} tokens) + --max-tokens {config.rollout.max_tokens} "
+                        f"= {need} exceeds the model's context of {ctx} tokens; lower --max-tokens to "
+                        f"{ctx - prompt} or raise --max-model-len")
+
+
 async def solve(
     problem: Problem,
     backend: Backend,
-    pool: Any,
+    pool: KernelPoolLike | None,
     config: SolveConfig,
     policy: StopPolicy | None = None,
     weight: WeightFn | None = None,
@@ -89,87 +86,110 @@ async def solve(
 
     With a time budget, `revise` (a time scheduler's) may extend the problem's budget each time
     a sample finishes and once more just before the deadline; running samples see the new one.
+    A `BackendError` from any sample cancels the others and propagates (finished samples have
+    already gone to `on_trace`).
     """
-    policy = policy or make_policy(config.policy)
-    weight = weight or make_weight(config.weight)
-    modes = plan_modes(config.samples, config.tir_ratio)
-    if "tir" in modes and pool is None:
-        raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
-    start = time.monotonic()
-    budget = config.time_budget
-    deadline = Deadline(start + budget) if budget else None
-    done: list[Trace] = sorted(skip, key=lambda t: t.index)
-    have = {t.index for t in done}
-    todo = [i for i in range(config.samples) if i not in have]
-    cancel = asyncio.Event()
-    limit = asyncio.Semaphore(config.concurrency or max(1, len(todo)))
+    check_context(problem, backend, config)
+    run = ProblemRun(problem, backend, pool, config, policy or make_policy(config.policy),
+                     weight or make_weight(config.weight), on_event, on_trace, skip, revise)
+    return await run.run()
 
-    leaders = _leaders(todo, modes) if config.warm_prefix else {}
-    warm = {m: asyncio.Event() for m in set(modes)}
-    for m, ev in warm.items():
-        if m not in leaders:
-            ev.set()
 
-    async def run_one(i: int) -> Trace | None:
-        mode = modes[i]
-        if i not in leaders.values():
-            await _wait_any(warm[mode], cancel)
-        async with limit:
-            if cancel.is_set():
+class ProblemRun:
+    """One problem's samples in flight, its vote and its (extendable) deadline."""
+
+    def __init__(self, problem: Problem, backend: Backend, pool: KernelPoolLike | None, config: SolveConfig,
+                 policy: StopPolicy, weight: WeightFn, on_event: EventHandler | None,
+                 on_trace: Callable[[Trace], None] | None, skip: Sequence[Trace], revise: ReviseFn | None) -> None:
+        self.problem, self.backend, self.pool, self.config = problem, backend, pool, config
+        self.policy, self.weight, self.on_event, self.on_trace, self.revise = policy, weight, on_event, on_trace, revise
+        self.modes = plan_modes(config.samples, config.tir_ratio)
+        if "tir" in self.modes and pool is None:
+            raise ValueError("TIR samples need a kernel pool (set tir_ratio=0 for CoT only)")
+        self.start = time.monotonic()
+        self.budget = config.time_budget
+        self.deadline = Deadline(self.start + self.budget) if self.budget else None
+        self.done: list[Trace] = sorted(skip, key=lambda t: t.index)
+        have = {t.index for t in self.done}
+        self.todo = [i for i in range(config.samples) if i not in have]
+        self.cancel = asyncio.Event()
+        self.limit = asyncio.Semaphore(config.concurrency or max(1, len(self.todo)))
+        self.leaders = _leaders(self.todo, self.modes) if config.warm_prefix else {}
+        self.warm = {m: asyncio.Event() for m in set(self.modes)}
+        for m, ev in self.warm.items():
+            if m not in self.leaders:
+                ev.set()
+        self.stop_reason = "all_done"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    async def run(self) -> Result:
+        reason = self.policy.decide(voters(self.done), self.config.samples, 0.0, self.budget) if self.done else None
+        if reason:
+            self.cancel.set()
+            self.stop_reason = reason
+        tasks = [asyncio.create_task(self.sample(i)) for i in self.todo]
+        watch = asyncio.create_task(_watchdog(self.deadline, self.extend, self.start)) \
+            if self.deadline and self.revise else None
+        current = vote(voters(self.done), self.weight)
+        try:
+            for fut in asyncio.as_completed(tasks):
+                t = await fut
+                if t is not None:
+                    current = self.record(t)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if watch is not None:
+                watch.cancel()
+        if self.stop_reason == "all_done" and any(t.finish == "time" for t in self.done):
+            self.stop_reason = "time"
+        return _result(self.problem, current, self.done, self.stop_reason, self.elapsed(), self.policy)
+
+    async def sample(self, i: int) -> Trace | None:
+        mode = self.modes[i]
+        if i not in self.leaders.values():
+            await _wait_any(self.warm[mode], self.cancel)
+        async with self.limit:
+            if self.cancel.is_set():
                 return None
-            seed = sample_seed(config.seed, problem.id, i)
-            handler = _first_text_sets(warm[mode], on_event) if leaders.get(mode) == i else on_event
+            seed = sample_seed(self.config.seed, self.problem.id, i)
+            lead = self.leaders.get(mode) == i
+            handler = _first_text_sets(self.warm[mode], self.on_event) if lead else self.on_event
             try:
-                t = await rollout(problem, backend, pool, mode, config.rollout, i, seed, handler, deadline, cancel)
+                t = await rollout(self.problem, self.backend, self.pool, mode, self.config.rollout, i, seed,
+                                  handler, self.deadline, self.cancel)
             finally:
-                warm[mode].set()
-            return replace(t, started=round(time.monotonic() - start - t.seconds, 3))
+                self.warm[mode].set()
+            return replace(t, started=round(self.elapsed() - t.seconds, 3))
 
-    def extend(elapsed: float) -> bool:
-        nonlocal budget
-        if revise is None or deadline is None or budget is None:
+    def record(self, t: Trace) -> Vote:
+        """A finished sample: store it, re-vote, and ask the policy whether the problem is settled."""
+        self.done.append(t)
+        if self.on_trace is not None:
+            self.on_trace(t)
+        counted = voters(self.done)
+        current = vote(counted, self.weight)
+        emit(self.on_event, Event("vote", t.index, vote=current))
+        if not self.cancel.is_set():
+            self.extend(self.elapsed())
+            reason = self.policy.decide(counted, self.config.samples, self.elapsed(), self.budget)
+            if reason:
+                self.stop_reason = reason
+                self.cancel.set()
+                emit(self.on_event, Event("stop", text=reason))
+        return current
+
+    def extend(self, elapsed: float) -> bool:
+        """Ask the time scheduler for more time; True when the deadline moved."""
+        if self.revise is None or self.deadline is None or self.budget is None:
             return False
-        new = revise(budget, voters(done), config.samples, elapsed)
-        if new > budget:
-            budget, deadline.at = new, start + new
+        new = self.revise(self.budget, voters(self.done), self.config.samples, elapsed)
+        if new > self.budget:
+            self.budget, self.deadline.at = new, self.start + new
             return True
         return False
-
-    stop_reason = "all_done"
-    reason = policy.decide(voters(done), config.samples, 0.0, budget) if done else None
-    if reason:
-        cancel.set()
-        stop_reason = reason
-    tasks = [asyncio.create_task(run_one(i)) for i in todo]
-    watch = asyncio.create_task(_watchdog(deadline, extend, start)) if deadline and revise else None
-    current = vote(voters(done), weight)
-    try:
-        for fut in asyncio.as_completed(tasks):
-            t = await fut
-            if t is None:
-                continue
-            done.append(t)
-            if on_trace is not None:
-                on_trace(t)
-            counted = voters(done)
-            current = vote(counted, weight)
-            emit(on_event, Event("vote", t.index, vote=current))
-            if cancel.is_set():
-                continue
-            extend(time.monotonic() - start)
-            reason = policy.decide(counted, config.samples, time.monotonic() - start, budget)
-            if reason:
-                stop_reason = reason
-                cancel.set()
-                emit(on_event, Event("stop", text=reason))
-    finally:
-        for task in tasks:
-            task.cancel()
-        if watch is not None:
-            watch.cancel()
-    if stop_reason == "all_done" and any(t.finish == "time" for t in done):
-        stop_reason = "time"
-    return _result(problem, current, done, stop_reason, time.monotonic() - start, policy)
 
 
 def _leaders(todo: Sequence[int], modes: Sequence[Mode]) -> dict[Mode, int]:

@@ -21,8 +21,9 @@ AnswerSource = Literal["boxed", "code_output"]
 #   "tool_limit" the per-sample tool-call cap was reached
 #   "time"       the problem's wall-time budget ran out
 #   "aborted"    the problem was settled early (vote) and this sample was cancelled
-#   "error"      the backend failed for this sample (message in Trace.error)
-Finish = Literal["answer", "eos", "length", "tool_limit", "time", "aborted", "error"]
+#   "context"    the model's context window is full (prompt + generated + tool output)
+#   "error"      this sample failed (a tool or format failure; message in Trace.error)
+Finish = Literal["answer", "eos", "length", "context", "tool_limit", "time", "aborted", "error"]
 
 
 @dataclass(frozen=True)

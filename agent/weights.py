@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.errors import UserError
+from agent.features import code_clean, printed_matches
 from agent.types import Trace
-from agent.vote import code_clean, printed_matches
 
 FEATURES = (
     "bias",

@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent.config import RolloutConfig, SolveConfig
 from agent.types import Answer, Problem, Step, Trace
-from evals.fakes import FakeBackend, FakePool
 from evals.runner import RunConfig, open_store, run_problems
 from evals.store import RECORDS, RunStore, read_run, sample_record
+from tests.fakes import FakeBackend, FakePool
 
 TARGET_PER_SECOND = 10_000 / 3600
 
@@ -86,7 +87,7 @@ async def _with_runner(problems: list[Problem], cfg: RunConfig, folder: Path) ->
 
 def bench_overhead(n_problems: int, samples: int, folder: Path) -> None:
     problems = [Problem(f"b{i}", f"Bench problem {i}?", "42") for i in range(n_problems)]
-    cfg = RunConfig(samples=samples, tir_ratio=0.5, max_tokens=4096, concurrency=4)
+    cfg = RunConfig(solve=SolveConfig(samples=samples, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=4096)), concurrency=4)
     asyncio.run(_agent_alone(problems[:2], cfg))  # warm up imports
     alone = asyncio.run(_agent_alone(problems, cfg))
     runner = asyncio.run(_with_runner(problems, cfg, folder))

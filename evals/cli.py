@@ -8,94 +8,133 @@ run folder's config) before any model is loaded, then calls library code: `runne
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agent.cli_args import ConfigParser, with_builtin_defaults
+from agent.config import EngineConfig, RolloutConfig, SandboxSettings, SolveConfig, setting
+from agent.datasets import FieldMap, load_problems, parse_ids
 from agent.errors import UserError
 from agent.types import Problem
-from evals.datasets import FieldMap, load_problems, parse_ids
 from evals.runner import RunConfig
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", required=True, help="short name (aime2025, math500, ...), a .jsonl/.csv/.parquet "
-                   "file, a save_to_disk folder, or a Hugging Face hub id")
-    g.add_argument("--split", help="split of a Hugging Face dataset (default: test, else the first)")
-    g.add_argument("--problem-field", default="problem")
-    g.add_argument("--answer-field", default="answer")
-    g.add_argument("--id-field", default="id")
-    g.add_argument("--integer-only", action="store_true", help="keep only rows with integer answers")
-    g.add_argument("--limit", type=int, help="first N problems (after filters)")
-    g.add_argument("--ids", help="comma-separated problem ids")
-    g.add_argument("--modulus", type=int, help="reduce integer answers mod this (AIMO: 1000)")
-    g.add_argument("--shard", metavar="K/N", help="run only shard K of N (problems K-1, K-1+N, ...), each shard "
-                   "its own run store; join them with `tirmath merge-runs`")
-
-
-def _add_agent_args(p: argparse.ArgumentParser, tir_ratio: bool = True) -> None:
-    from agent.cli_solve import add_model_args, add_sampling_args
-
-    add_model_args(p)
-    s = add_sampling_args(p, samples=4, tir_ratio=tir_ratio)
-    s.add_argument("--time-budget", type=float, help="seconds per problem; with --kaggle, for the whole run "
-                   "(default there: 6 minutes a problem, i.e. 50 problems in 5 hours)")
-    r = p.add_argument_group("run")
-    r.add_argument("--concurrency", type=int, default=4, help="problems in flight per backend (default 4)")
-    r.add_argument("--sample-concurrency", type=int, help="samples in flight per problem (default: all)")
-    r.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto", help="kernel isolation")
-    r.add_argument("--kernels", type=int, help="warm kernels in the pool (default: enough for the TIR samples "
-                   "in flight, at most 16)")
-    r.add_argument("--quiet", action="store_true", help="no progress line")
-
-
-def _fields(a: argparse.Namespace) -> FieldMap:
-    return FieldMap(problem=a.problem_field, answer=a.answer_field, id=a.id_field)
-
-
-def _problems(a: argparse.Namespace) -> list[Problem]:
-    if a.limit is not None and a.limit < 1:
-        raise UserError("--limit must be at least 1")
-    return load_problems(a.dataset, fields=_fields(a), split=a.split, integer_only=a.integer_only,
-                         limit=a.limit, ids=parse_ids(a.ids), modulus=a.modulus)
-
-
-def _run_config(a: argparse.Namespace, tir_ratio: float, kaggle: bool = False, scheduler: str = "bank",
-                record_tokens: bool = False) -> RunConfig:
+def _check_scheduler(spec: str) -> None:
     from agent.budget import make_scheduler
-    from agent.cli_solve import check_sampling_args
 
-    check_sampling_args(a, tir_ratio)
-    if a.concurrency < 1:
-        raise UserError("--concurrency must be >= 1")
-    make_scheduler(scheduler, 1.0, 1)
-    model = a.model or ("server" if a.server else "default")
-    return RunConfig(
-        samples=a.samples, tir_ratio=tir_ratio, max_tokens=a.max_tokens, max_tool_calls=a.max_tool_calls,
-        cell_timeout=a.cell_timeout, temperature=a.temperature, top_p=a.top_p, seed=a.seed, policy=a.policy,
-        weight=a.weight, kaggle=kaggle, time_budget=a.time_budget, scheduler=scheduler,
-        prompt_family=a.prompt_family, record_tokens=record_tokens, model=model,
-        concurrency=1 if kaggle else a.concurrency, sample_concurrency=a.sample_concurrency,
-    )
+    make_scheduler(spec, 1.0, 1)
 
 
-async def _open_backends(a: argparse.Namespace) -> list[Any]:
+def _check_shard(spec: str) -> None:
+    from evals.shards import parse_shard
+
+    parse_shard(spec)
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    """Which problems a batch command runs."""
+
+    dataset: str = setting(None, "short name (see `tirmath datasets`), a .jsonl/.csv/.parquet file, a "
+                           "save_to_disk folder, or a Hugging Face hub id", required=True)
+    split: str | None = setting(None, "split of a Hugging Face dataset (default: test, else the first)")
+    problem_field: str = setting("problem", "column holding the problem text")
+    answer_field: str = setting("answer", "column holding the reference answer")
+    id_field: str = setting("id", "column holding the problem id")
+    integer_only: bool = setting(False, "keep only rows with integer answers")
+    limit: int | None = setting(None, "first N problems (after filters)", lo=1)
+    ids: str | None = setting(None, "comma-separated problem ids")
+    modulus: int | None = setting(None, "reduce integer answers mod this (AIMO2: 1000)", lo=2)
+    shard: str | None = setting(None, "K/N: run only shard K of N (problems K-1, K-1+N, ... of the list), into a "
+                                "run store of its own; join the shards with `tirmath merge-runs`", check=_check_shard)
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """How a batch command goes over its problems, and where it writes."""
+
+    out: str = setting(None, "run folder (created, or resumed when it holds this run)", path="dir",
+                       required=True)
+    kaggle: bool = setting(False, "one problem at a time, random order, global --time-budget")
+    scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]]", check=_check_scheduler)
+    concurrency: int = setting(4, "problems in flight per backend", lo=1)
+    retry_errors: bool = setting(True, "on resume, run samples that ended in error again (--no-retry-errors "
+                                 "keeps them)")
+    quiet: bool = setting(False, "no progress line")
+    verbose: bool = setting(False, "show the engine's own log lines")
+
+
+@dataclass(frozen=True)
+class FilterArgs:
+    """Which gen-tir traces are kept."""
+
+    keep: int = setting(4, "at most K traces per problem, shortest first", lo=1)
+    min_tokens: int = setting(0, "drop traces shorter than this", lo=0)
+    max_keep_tokens: int | None = setting(None, "drop traces longer than this", lo=1)
+    allow_cell_errors: bool = setting(False, "keep traces with Python errors in cells (recovered mistakes); "
+                                      "crashes, timeouts and out-of-memory are always dropped")
+    dedup: float = setting(0.8, "near-duplicate threshold (word 5-gram Jaccard)", lo=0, hi=1)
+    keep_incorrect: bool = setting(False, "keep wrong answers too (data exploration)")
+
+
+BATCH_GROUPS = (DataArgs, RunArgs, EngineConfig, RolloutConfig, SolveConfig, SandboxSettings)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A parsed eval / gen-tir command line."""
+
+    data: DataArgs
+    run: RunArgs
+    engine: EngineConfig
+    sandbox: SandboxSettings
+    config: RunConfig
+    groups: dict[type, Any]
+
+
+def _parse(prog: str, description: str, argv: list[str], extra: tuple[type, ...] = (), **defaults: Any) -> Batch:
+    g = ConfigParser(prog, (*BATCH_GROUPS, *extra), description=description, samples=4, **defaults).parse(
+        with_builtin_defaults(argv))
+    run, engine, solve = g[RunArgs], g[EngineConfig], g[SolveConfig]
+    if run.kaggle:
+        run = replace(run, concurrency=1)
+    model = engine.model or ("server" if engine.server else "default")
+    config = RunConfig(solve=replace(solve, time_budget=None), kaggle=run.kaggle, time_budget=solve.time_budget,
+                       scheduler=run.scheduler, model=model, concurrency=run.concurrency,
+                       retry_errors=run.retry_errors)
+    return Batch(g[DataArgs], run, engine, g[SandboxSettings], config, g)
+
+
+def _problems(d: DataArgs) -> list[Problem]:
+    return load_problems(d.dataset, fields=FieldMap(problem=d.problem_field, answer=d.answer_field, id=d.id_field),
+                         split=d.split, integer_only=d.integer_only, limit=d.limit, ids=parse_ids(d.ids),
+                         modulus=d.modulus)
+
+
+async def _open_backends(engine: EngineConfig) -> list[Any]:
     from agent.backends import open_backend
-    from agent.cli_solve import backend_options
 
-    opts = backend_options(a)
-    if a.server:  # one pool over all servers: spread by load, a dead server's requests go on elsewhere
+    if engine.server:  # one pool over all servers: spread by load, a dead server's requests go on elsewhere
         from agent.backends.failover import FailoverBackend
 
-        return [await FailoverBackend.open(a.server, model=a.model)]
-    return [await open_backend(model=a.model, engine=a.engine, **opts)]
+        return [await FailoverBackend.open(list(engine.server), model=engine.model)]
+    return [await open_backend(model=engine.model, engine=engine.engine, **engine.engine_options())]
 
 
-async def _execute(a: argparse.Namespace, problems: list[Problem], config: RunConfig, store: Any,
-                   label: str) -> Any:
+def _pool_size(b: Batch) -> int:
+    from agent.solve import plan_modes
+
+    solve = b.config.solve
+    n_tir = plan_modes(solve.samples, solve.tir_ratio).count("tir")
+    per_problem = min(n_tir, solve.concurrency or n_tir)
+    in_flight = per_problem * b.config.concurrency * max(1, len(b.engine.server))
+    return b.sandbox.kernels or max(1, min(16, in_flight))
+
+
+async def _execute(b: Batch, problems: list[Problem], store: Any, label: str) -> Any:
     """Open backends and the kernel pool, run, close everything."""
     from evals.progress import Progress
     from evals.runner import run_problems
@@ -103,100 +142,87 @@ async def _execute(a: argparse.Namespace, problems: list[Problem], config: RunCo
     pool = None
     backends: list[Any] = []
     try:
-        if config.tir_ratio > 0:
-            from agent.solve import plan_modes
+        if b.config.tir_ratio > 0:
             from sandbox.pool import KernelPool, SandboxConfig
 
-            n_tir = plan_modes(config.samples, config.tir_ratio).count("tir")
-            per_problem = min(n_tir, config.sample_concurrency or n_tir)
-            in_flight = per_problem * config.concurrency * max(1, len(a.server or []))
-            pool = KernelPool(a.kernels or max(1, min(16, in_flight)), SandboxConfig(isolation=a.sandbox))
+            pool = KernelPool(_pool_size(b), SandboxConfig(isolation=b.sandbox.sandbox))
             await pool.start()
-        backends = await _open_backends(a)
-        progress = Progress(len(problems) * config.samples, len(problems), enabled=not a.quiet, label=label)
-        return await run_problems(problems, backends, pool, config, store, progress)
+        backends = await _open_backends(b.engine)
+        progress = Progress(len(problems) * b.config.samples, len(problems), enabled=not b.run.quiet, label=label)
+        return await run_problems(problems, backends, pool, b.config, store, progress)
     finally:
-        for b in backends:
-            await b.close()
+        for backend in backends:
+            await backend.close()
         if pool is not None:
             await pool.close()
 
 
-def _run_store(a: argparse.Namespace, run_dir: str, problems: list[Problem], config: RunConfig, label: str) -> Any:
+def _run_store(b: Batch, run_dir: str, problems: list[Problem], label: str) -> Any:
     from evals.runner import open_store
     from evals.shards import parse_shard
 
-    shard = parse_shard(a.shard)
-    meta = {"servers": a.server or [], "command": label}
-    store = open_store(run_dir, problems, config, a.dataset, meta, shard=shard)
+    shard = parse_shard(b.data.shard)
+    meta = {"servers": list(b.engine.server), "command": label}
+    store = open_store(run_dir, problems, b.config, b.data.dataset, meta, shard=shard)
     mine = problems if shard is None else shard.select(problems)
     try:
-        todo = [p for p in mine if p.id not in store.data.problems]
-        if todo:
-            asyncio.run(_execute(a, mine, config, store, label))
+        from evals.runner import pending
+
+        if pending(mine, store.data, b.config.retry_errors, say=False):
+            asyncio.run(_execute(b, mine, store, label))
         return store.data
     finally:
         store.close()
 
 
 def eval_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tirmath eval", description="Evaluate the agent on a dataset into a "
-                                "resumable run store (kill it any time; rerun the same command to finish).")
-    _add_data_args(p)
-    p.add_argument("--out", required=True, help="run folder (created, or resumed when it holds this run)")
-    p.add_argument("--kaggle", action="store_true", help="one problem at a time, random order, global time budget")
-    p.add_argument("--scheduler", default="bank", help="Kaggle time scheduler: flat | bank[:F[:X]]")
-    _add_agent_args(p)
-    a = p.parse_args(argv)
-    config = _run_config(a, a.tir_ratio, kaggle=a.kaggle, scheduler=a.scheduler)
-    problems = _problems(a)
-    data = _run_store(a, a.out, problems, config, "eval")
+    b = _parse("tirmath eval", "Evaluate the agent on a dataset into a resumable run store (kill it any time; "
+               "rerun the same command to finish).", argv)
+    problems = _problems(b.data)
+    data = _run_store(b, b.run.out, problems, "eval")
     from evals.metrics import run_metrics
     from evals.report import format_summary
 
-    print(format_summary(run_metrics(data), kaggle=config.kaggle, data=data))
+    print(format_summary(run_metrics(data), kaggle=b.config.kaggle, data=data))
     return 0
 
 
 def gen_tir_main(argv: list[str]) -> int:
     from evals.gentir import FilterConfig, build_dataset
 
-    p = argparse.ArgumentParser(prog="tirmath gen-tir", description="Generate a filtered TIR training dataset "
-                                "(Hugging Face save_to_disk folder); resumable like eval.")
-    _add_data_args(p)
-    p.add_argument("--out", required=True, help="folder: run store in OUT/run, dataset in OUT/dataset")
-    f = p.add_argument_group("filters")
-    f.add_argument("--keep", type=int, default=4, help="at most K traces per problem, shortest first (default 4)")
-    f.add_argument("--min-tokens", type=int, default=0, help="drop traces shorter than this")
-    f.add_argument("--max-keep-tokens", type=int, default=None, help="drop traces longer than this")
-    f.add_argument("--allow-cell-errors", action="store_true", help="keep traces with Python errors in cells "
-                   "(recovered mistakes); crashes, timeouts and out-of-memory are always dropped")
-    f.add_argument("--dedup", type=float, default=0.8, help="near-duplicate threshold (word 5-gram Jaccard)")
-    f.add_argument("--keep-incorrect", action="store_true", help="keep wrong answers too (data exploration)")
-    _add_agent_args(p, tir_ratio=False)
-    a = p.parse_args(argv)
-    if a.keep < 1:
-        raise UserError("--keep must be at least 1")
-    config = _run_config(a, 1.0, record_tokens=False)
-    problems = _problems(a)
-    out = Path(a.out)
-    data = _run_store(a, str(out / "run"), problems, config, "gen-tir")
-    filt = FilterConfig(keep=a.keep, min_tokens=a.min_tokens, max_tokens=a.max_keep_tokens,
-                        allow_cell_errors=a.allow_cell_errors, dedup=a.dedup, keep_incorrect=a.keep_incorrect)
+    b = _parse("tirmath gen-tir", "Generate a filtered TIR training dataset (Hugging Face save_to_disk folder; "
+               "run store in OUT/run, dataset in OUT/dataset); resumable like eval.", argv, (FilterArgs,),
+               tir_ratio=1.0)
+    f = b.groups[FilterArgs]
+    problems = _problems(b.data)
+    out = Path(b.run.out)
+    data = _run_store(b, str(out / "run"), problems, "gen-tir")
+    filt = FilterConfig(keep=f.keep, min_tokens=f.min_tokens, max_tokens=f.max_keep_tokens,
+                        allow_cell_errors=f.allow_cell_errors, dedup=f.dedup, keep_incorrect=f.keep_incorrect)
     stats = build_dataset(data, filt, out / "dataset")
     print(stats.describe())
     return 0
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    run_dir: str = setting(None, "a run folder", positional=True, required=True)
+    out: str | None = setting(None, "output folder (default RUN_DIR/report)", path="dir")
+
+
+@dataclass(frozen=True)
+class CompareArgs:
+    run_a: str = setting(None, "the first run folder", positional=True, required=True)
+    run_b: str = setting(None, "the second run folder", positional=True, required=True)
+    out: str | None = setting(None, "also write the markdown to this file", path="write")
 
 
 def report_main(argv: list[str]) -> int:
     from evals.report import write_report
     from evals.store import read_run
 
-    p = argparse.ArgumentParser(prog="tirmath report", description="Markdown summary, PNG plots and a "
-                                "self-contained HTML viewer for a run.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
-    a = p.parse_args(argv)
+    a = ConfigParser("tirmath report", (ReportArgs,), description="Markdown summary, PNG plots and a "
+                     "self-contained HTML viewer for a run.").parse(argv)[ReportArgs]
     data = read_run(a.run_dir)
     out = Path(a.out) if a.out else Path(a.run_dir) / "report"
     paths = write_report(data, out)
@@ -206,28 +232,32 @@ def report_main(argv: list[str]) -> int:
 
 
 def compare_main(argv: list[str]) -> int:
+    from agent.paths import atomic_write
     from evals.compare import compare_runs
     from evals.store import read_run
 
-    p = argparse.ArgumentParser(prog="tirmath compare", description="Two runs side by side, per metric and "
-                                "per problem.")
-    p.add_argument("run_a", metavar="RUN_A")
-    p.add_argument("run_b", metavar="RUN_B")
-    p.add_argument("--out", help="also write the markdown to this file")
-    a = p.parse_args(argv)
+    a = ConfigParser("tirmath compare", (CompareArgs,), description="Two runs side by side, per metric and "
+                     "per problem.").parse(argv)[CompareArgs]
     text = compare_runs(read_run(a.run_a), read_run(a.run_b), a.run_a, a.run_b)
     if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+        atomic_write(a.out, text)
     print(text)
     return 0
 
 
 def merge_runs_main(argv: list[str]) -> int:
+    import argparse
+
+    from agent.cli_args import one_line_error
     from evals.shards import merge_runs
 
-    p = argparse.ArgumentParser(prog="tirmath merge-runs", description="Merge the run stores of --shard K/N runs "
-                                "into one run store (checks they are shards of one run; lists missing problems).")
-    p.add_argument("shard_dirs", metavar="SHARD_DIR", nargs="+")
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line, exit 2, like every other command
+            raise UserError(one_line_error(message))
+
+    p = Parser(prog="tirmath merge-runs", description="Merge the run stores of --shard K/N runs into one (checks "
+               "they are shards of one run; lists missing problems).")
+    p.add_argument("shard_dirs", metavar="SHARD_DIR", nargs="+", help="the shard run folders")
     p.add_argument("--out", required=True, help="new folder for the merged run store")
     a = p.parse_args(argv)
     print(merge_runs(a.shard_dirs, a.out).describe())

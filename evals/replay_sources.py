@@ -177,7 +177,10 @@ def read_samples_jsonl(path: Path) -> Source:
 
 
 def read_source(source: str, assume_wrong: str = "distinct") -> Source:
-    """Dispatch on what SOURCE is; UserError when it is none of the known kinds."""
+    """Dispatch on what SOURCE is (a shipped recorded run's short name too); UserError when none."""
+    from agent.datasets import recorded_path
+
+    source = recorded_path(source)
     path = Path(source)
     if not path.exists():
         raise UserError(f"{source}: no such file or folder")

@@ -26,63 +26,74 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.backends.base import Backend
-from agent.rollout import RolloutConfig
-from agent.solve import ReviseFn, SolveConfig, solve
+from agent.config import RolloutConfig, SolveConfig
+from agent.solve import ReviseFn, solve
 from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
 from evals.shards import Shard
 from evals.store import RunData, RunStore, problem_record, sample_record
 
+log = logging.getLogger("tirmath")
 KAGGLE_SECONDS_PER_PROBLEM = 5 * 3600 / 50  # AIMO: 50 problems in 5 hours
 SolveFn = Callable[..., Awaitable[Result]]
 
 
+# The run identity's keys before the config tree (kept flat so older run stores still resume).
+_LEGACY_SOLVE_KEYS = ("samples", "tir_ratio", "seed", "policy", "weight")
+_LEGACY_ROLLOUT_KEYS = ("max_tokens", "max_tool_calls", "cell_timeout", "temperature", "top_p",
+                        "prompt_family", "record_tokens")
+_NOT_IDENTITY = ("concurrency", "warm_prefix", "time_budget", "rollout")  # of SolveConfig
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A run's settings. All fields but the last block are its identity (checked on resume)."""
+    """A run's settings: the embedded SolveConfig (one problem's samples, limits and vote) plus how
+    the run goes over its problems. All but `concurrency` and the solve's own concurrency and
+    prefix warming are its identity (checked on resume)."""
 
-    samples: int = 4  # samples per problem
-    tir_ratio: float = 0.5
-    max_tokens: int = 8192
-    max_tool_calls: int = 8
-    cell_timeout: float = 10.0
-    temperature: float = 0.6
-    top_p: float = 0.95
-    seed: int = 0
-    policy: str = "fixed"
-    weight: str = "uniform"
+    solve: SolveConfig = field(default_factory=SolveConfig)
     kaggle: bool = False
-    time_budget: float | None = None  # Kaggle: seconds for the whole run (None: 6 min a problem)
+    time_budget: float | None = None  # per problem; Kaggle: seconds for the whole run (None: 6 min a problem)
     scheduler: str = "bank"  # Kaggle: agent.budget.make_scheduler spec
-    prompt_family: str = "auto"
-    record_tokens: bool = False
     model: str = ""
-    # not identity: how the work is spread
-    concurrency: int = 4  # problems in flight per backend (Kaggle: 1)
-    sample_concurrency: int | None = None  # samples in flight per problem (None: all)
+    concurrency: int = 4  # problems in flight per backend (Kaggle: 1); not identity
+    retry_errors: bool = True  # a resumed run runs samples that ended in "error" again; not identity
+
+    @property
+    def samples(self) -> int:
+        return self.solve.samples
+
+    @property
+    def tir_ratio(self) -> float:
+        return self.solve.tir_ratio
+
+    @property
+    def seed(self) -> int:
+        return self.solve.seed
 
     def identity(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("concurrency", "sample_concurrency"):
-            d.pop(k)
+        """Flat, as older stores wrote it; a setting added later joins only when not at its default."""
+        solve, roll = asdict(self.solve), asdict(self.solve.rollout)
+        d: dict[str, Any] = {k: solve[k] for k in _LEGACY_SOLVE_KEYS}
+        d.update({k: roll[k] for k in _LEGACY_ROLLOUT_KEYS})
+        d.update(kaggle=self.kaggle, time_budget=self.time_budget, scheduler=self.scheduler, model=self.model)
+        for group, default, skip in ((solve, asdict(SolveConfig()), _NOT_IDENTITY),
+                                     (roll, asdict(RolloutConfig()), ())):
+            for k, v in group.items():
+                if k not in d and k not in skip and v != default[k]:
+                    d[k] = v
         return d
 
     def solve_config(self, time_budget: float | None = None) -> SolveConfig:
-        return SolveConfig(
-            samples=self.samples, tir_ratio=self.tir_ratio, seed=self.seed, time_budget=time_budget,
-            rollout=RolloutConfig(max_tokens=self.max_tokens, max_tool_calls=self.max_tool_calls,
-                                  cell_timeout=self.cell_timeout, temperature=self.temperature,
-                                  top_p=self.top_p, record_tokens=self.record_tokens,
-                                  prompt_family=self.prompt_family),
-            policy=self.policy, weight=self.weight, concurrency=self.sample_concurrency,
-        )
+        return replace(self.solve, time_budget=time_budget)
 
     def total_budget(self, n_problems: int) -> float:
         return self.time_budget if self.time_budget is not None else KAGGLE_SECONDS_PER_PROBLEM * n_problems
@@ -110,8 +121,10 @@ def open_store(run_dir: str, problems: Sequence[Problem], config: RunConfig, dat
 
     identity: dict[str, Any] = {**config.identity(), "dataset": dataset, "problems": len(problems),
                                 "problem_set": problem_set_digest(problems)}
+    from agent.config import to_dict
+
     mine = list(problems) if shard is None else shard.select(problems)
-    meta = {"tirmath_version": __version__, "problems": [p.id for p in mine],
+    meta = {"tirmath_version": __version__, "settings": to_dict(config), "problems": [p.id for p in mine],
             "problem_set": [p.to_dict() for p in mine], **(extra_meta or {})}
     if shard is not None:
         identity["shard"] = str(shard)
@@ -134,7 +147,8 @@ class _Recorder:
 def _finish(store: RunStore, progress: Progress | None, problem: Problem, result: Result,
             planned: int, budget: float | None) -> None:
     stored = len(store.data.samples.get(problem.id, {}))
-    store.add_problem(problem_record(result, stored, len(store.data.problems), budget))
+    position = store.data.problems[problem.id].position if problem.id in store.data.problems else len(store.data.problems)
+    store.add_problem(problem_record(result, stored, position, budget), replace=True)
     if progress is not None:
         progress.problem_done(result.correct, max(0, planned - stored))
 
@@ -142,7 +156,7 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
                      progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
                      revise: ReviseFn | None = None) -> Result:
-    skip = store.data.traces(problem.id)
+    skip = [t for t in store.data.traces(problem.id) if t.finish != "error" or not config.retry_errors]
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
                             on_trace=_Recorder(problem, store, progress), skip=skip, revise=revise)
     _finish(store, progress, problem, result, config.samples, budget)
@@ -155,6 +169,16 @@ def _start_progress(progress: Progress | None, data: RunData) -> None:
     recs = data.all_samples()
     progress.resumed(len(recs), sum(r.correct for r in recs), len(data.problems),
                      sum(bool(p.correct) for p in data.problems.values()))
+
+
+def pending(problems: Sequence[Problem], data: RunData, retry_errors: bool, say: bool = True) -> list[Problem]:
+    """Problems still to run: not finished, or (retrying) holding samples that ended in "error"."""
+    retry = [p for p in problems if p.id in data.problems and retry_errors and data.errored(p.id)]
+    if retry and say:
+        n = sum(len(data.errored(p.id)) for p in retry)
+        log.warning("retrying %d samples that ended in error, in %d problems (--no-retry-errors keeps them)",
+                    n, len(retry))
+    return [p for p in problems if p.id not in data.problems or p in retry]
 
 
 async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend], pool: Any, config: RunConfig,
@@ -174,11 +198,11 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
         finally:
             slots.put_nowait(backend)
 
-    todo = [p for p in problems if p.id not in store.data.problems]
+    todo = pending(problems, store.data, config.retry_errors)
     tasks = [asyncio.create_task(one(p)) for p in todo]
     try:
         await asyncio.gather(*tasks)
-    finally:  # on a RunStopped (engine dead, servers down, disk full) what finished is stored
+    finally:  # on a BackendError or RunStopped (engine dead, servers down, disk full) what finished is stored
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -215,7 +239,7 @@ async def _run_kaggle(problems: Sequence[Problem], backend: Backend, pool: Any, 
         scheduler.record(rec.seconds)
     t0 = time.monotonic()
     for i, problem in enumerate(order):
-        if problem.id in store.data.problems:
+        if problem.id in store.data.problems and not (config.retry_errors and store.data.errored(problem.id)):
             continue
         time_left = total - used - (time.monotonic() - t0)
         if time_left <= 0:

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from agent.config import RolloutConfig, SolveConfig
 from agent.types import Problem
 from evals.runner import RunConfig, open_store, run_problems
 
@@ -76,7 +77,8 @@ async def _workload(urls: list[str], a: argparse.Namespace, folder: Path,
 
     backend = await FailoverBackend.open(urls, retry_after=3600)
     problems = _problems(a.problems)
-    cfg = RunConfig(samples=a.samples, tir_ratio=0.0, max_tokens=a.max_tokens, temperature=0.8, concurrency=2)
+    roll = RolloutConfig(max_tokens=a.max_tokens, temperature=0.8)
+    cfg = RunConfig(solve=SolveConfig(samples=a.samples, tir_ratio=0.0, rollout=roll), concurrency=2)
     store = open_store(str(folder), problems, cfg, "scale-bench")
     killed = None
     t0 = time.perf_counter()

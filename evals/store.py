@@ -151,6 +151,10 @@ class RunData:
     def all_samples(self) -> list[SampleRecord]:
         return [r for pid in self.samples for _, r in sorted(self.samples[pid].items())]
 
+    def errored(self, problem_id: str) -> list[int]:
+        """Indices of the problem's stored samples that ended in "error"."""
+        return sorted(i for i, r in self.samples.get(problem_id, {}).items() if r.finish == "error")
+
 
 def _parse_lines(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
     """(records, byte length of the good prefix, whether a torn tail was dropped).
@@ -192,12 +196,14 @@ def read_run(run_dir: str | Path) -> RunData:
     for d in recs:
         if d.get("schema", 0) > STORE_SCHEMA:
             raise UserError(f"{run_dir}: written by a newer tirmath (store schema {d['schema']})")
-        if d["kind"] == "sample":
+        if d["kind"] == "sample":  # a retried sample supersedes its "error" record
             r = SampleRecord.from_dict(d)
-            data.samples.setdefault(r.problem_id, {}).setdefault(r.index, r)
-        elif d["kind"] == "problem":
+            held = data.samples.setdefault(r.problem_id, {})
+            if r.index not in held or held[r.index].finish == "error":
+                held[r.index] = r
+        elif d["kind"] == "problem":  # a problem re-run to retry its errors: the later record counts
             p = ProblemRecord.from_dict(d)
-            data.problems.setdefault(p.problem.id, p)
+            data.problems[p.problem.id] = p
     return data
 
 
@@ -251,15 +257,18 @@ class RunStore:
         return index in self.data.samples.get(problem_id, {})
 
     def add_sample(self, rec: SampleRecord) -> bool:
-        """Append a sample; False (and nothing written) when (problem, index) is already stored."""
-        if self.has_sample(rec.problem_id, rec.index):
+        """Append a sample; False (and nothing written) when (problem, index) is already stored,
+        unless the stored one ended in "error" (a retry supersedes it)."""
+        held = self.data.samples.get(rec.problem_id, {}).get(rec.index)
+        if held is not None and held.finish != "error":
             return False
         self._append(rec.to_dict())
         self.data.samples.setdefault(rec.problem_id, {})[rec.index] = rec
         return True
 
-    def add_problem(self, rec: ProblemRecord) -> bool:
-        if rec.problem.id in self.data.problems:
+    def add_problem(self, rec: ProblemRecord, replace: bool = False) -> bool:
+        """Append a problem record; a second one only with `replace` (a re-run that retried errors)."""
+        if rec.problem.id in self.data.problems and not replace:
             return False
         self._append(rec.to_dict())
         self.data.problems[rec.problem.id] = rec

@@ -8,5 +8,7 @@ echo "== ruff" >&2
 python -m ruff check .
 echo "== mypy" >&2
 python -m mypy
+echo "== import-linter (one-way layers, no cycles)" >&2
+lint-imports
 echo "== pytest" >&2
 python -m pytest "$@"

@@ -62,7 +62,7 @@ def resolve_data(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    from evals.datasets import SHORT_NAMES, data_dir
+    from agent.datasets import SHORT_NAMES, data_dir
 
     name = SHORT_NAMES.get(spec, spec)
     for cand in (data_dir() / name, data_dir() / f"{name}.jsonl"):
@@ -135,7 +135,7 @@ def _graded(problem: Problem, mode: str, segs: tuple[tuple[str, bool], ...],
 
 
 def _problems_by_id(spec: str) -> dict[str, Problem]:
-    from evals.datasets import load_problems
+    from agent.datasets import load_problems
 
     return {p.id: p for p in load_problems(spec, require_answer=False)}
 
@@ -256,7 +256,7 @@ def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem
     import datasets
 
     from agent.answers import normalize_integer
-    from evals.datasets import load_problems
+    from agent.datasets import load_problems
 
     src = recipe.data if recipe.data else ""
     if not src:

@@ -42,7 +42,7 @@ class TIRRollout:
     """A `rollout_func` for GRPOTrainer running the agent's TIR loop on the live policy."""
 
     def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str):
-        from agent.rollout import RolloutConfig
+        from agent.config import RolloutConfig
 
         self.problems = problems
         self.recipe = recipe

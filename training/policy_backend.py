@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
+from agent.backends.base import Chunk, GenParams, eos_ids_of
 
 
 @dataclass
@@ -54,19 +54,13 @@ class PolicyBackend:
         self.max_batch = max_batch
         self.stats = GenStats()
         self.eos_token_ids = self._eos_ids()
+        self.max_model_len: int | None = None  # the loop's token budget bounds a rollout here
         self._queue: list[_Request] = []
         self._flusher: asyncio.Task | None = None
         self._lock = threading.Lock()
 
     def _eos_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        model = self.model_fn()
-        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, (list, tuple)):
-            ids.update(gen_eos)
-        return sorted(i for i in ids if i is not None)
+        return list(eos_ids_of(self.tokenizer, getattr(self.model_fn(), "generation_config", None)))
 
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()

@@ -14,6 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
+class BackendError(RuntimeError):
+    """The backend itself failed (server gone or refusing, engine dead): not one sample's fault.
+
+    The TIR loop lets it through, so the problem stops with one clear line (or, with several
+    servers, the work moves to another); `source` names the server or engine."""
+
+    def __init__(self, message: str, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+
+
 @dataclass(frozen=True)
 class GenParams:
     """Sampling parameters for one request."""
@@ -50,12 +61,28 @@ class Chunk:
     logprobs: tuple[tuple[tuple[int, float], ...], ...] | None = None
 
 
+def eos_ids_of(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """End-of-sequence ids: the generation config's (often several) and the tokenizer's, sorted."""
+    found: set[int] = set()
+    for ids in (getattr(generation_config, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if ids is not None:
+            found.update(int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids]))
+    return tuple(sorted(found))
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """Streams completions. `tokenizer` is a Hugging Face tokenizer used for chat templates."""
+    """Streams completions. `tokenizer` is a Hugging Face tokenizer used for chat templates;
+    `eos_token_ids` end a generation; `max_model_len` is the context window (None: unknown)."""
 
     name: str
     tokenizer: Any
+
+    @property
+    def eos_token_ids(self) -> Sequence[int]: ...
+
+    @property
+    def max_model_len(self) -> int | None: ...
 
     def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
         """Start a request and yield its chunks. Breaking out of the iteration aborts it."""

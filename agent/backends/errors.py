@@ -2,12 +2,11 @@
 
 - `ServerError`: one request failed with an HTTP error; the message carries the server's own
   words (the JSON `message` / `detail`), on one line. The sample ends in `error` with it.
-- `BackendUnavailable`: the backend can serve nothing more (the in-process engine died, or
-  every server is down). It is not a sample's failure: the rollout lets it through, the run
-  stops with one line and exit code 1, and a rerun of the same command resumes.
 - `ServerDown`: one server stopped answering (connection refused or reset, a stalled stream,
   HTTP 5xx). A failover pool (`agent.backends.failover`) takes the server out of rotation and
-  continues elsewhere; with a single server it is a `BackendUnavailable`.
+  continues elsewhere.
+Both are `base.BackendError`s: not one sample's failure, so the TIR loop lets them through and
+the run stops with one line and exit code 1 (a rerun resumes), unless failover handles them.
 
 Not covered: retry policy (failover.py), what a server accepts (server_probe.py).
 """
@@ -17,24 +16,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.errors import RunStopped
+from agent.backends.base import BackendError
 
 
-class ServerError(RuntimeError):
+class ServerError(BackendError):
     """An HTTP error answer to one request; `str()` is one line naming the server and its message."""
 
     def __init__(self, url: str, status: int | None, message: str) -> None:
         self.url, self.status, self.message = url, status, message
-        where = f"HTTP {status}" if status is not None else "no answer"
-        super().__init__(f"server {url} answered {where}: {message}" if status is not None
-                         else f"server {url}: {message}")
+        super().__init__(f"server {url} answered HTTP {status}: {message}" if status is not None
+                         else f"server {url}: {message}", url)
 
 
-class BackendUnavailable(RunStopped):
-    """The backend cannot serve any more requests; the run must stop (exit 1) and be resumed."""
-
-
-class ServerDown(ServerError, BackendUnavailable):
+class ServerDown(ServerError):
     """One server stopped answering (refused, reset, stalled, 5xx)."""
 
 

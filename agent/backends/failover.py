@@ -10,7 +10,7 @@
   streamed, with the remaining token budget and the same seed (a continuation, so the sample
   is kept, not restarted). A down server is tried again after `retry_after` seconds (doubling
   up to 8x while it stays down) with a GET /v1/models, and rejoins with one log line.
-- When no server is left (after one last check of them all) a `BackendUnavailable` names
+- When no server is left (after one last check of them all) a `BackendError` names
   every server and why it is down: the run stops with exit code 1 and resumes on a rerun.
 `events` records each server death and when its requests were running elsewhere again
 (`evals.scale_bench` reports that time).
@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
-from agent.backends.errors import BackendUnavailable, ServerDown
+from agent.backends.base import BackendError, Chunk, GenParams
+from agent.backends.errors import ServerDown
 
 RETRY_AFTER = 30.0
 AFFINITY_SLACK = 2
@@ -122,7 +122,7 @@ class FailoverBackend:
             live = [m for m in self.members if not m.down]
         if not live:
             why = "; ".join(f"{m.url} ({m.down})" for m in self.members)
-            raise BackendUnavailable(f"every server is down: {why}")
+            raise BackendError(f"every server is down: {why}", "failover")
         least = min(live, key=lambda m: m.outstanding)
         sticky = self._affinity.get(key)
         if sticky is not None and not sticky.down and sticky.outstanding <= least.outstanding + AFFINITY_SLACK:

@@ -17,20 +17,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
+from agent.backends.base import Chunk, GenParams, eos_ids_of
 
 
 @dataclass
 class _Request:
     cancel: threading.Event = field(default_factory=threading.Event)
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = getattr(model.generation_config, "eos_token_id", None)
-    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-    if tokenizer.eos_token_id is not None:
-        found.add(int(tokenizer.eos_token_id))
-    return found
 
 
 def _pick(logits: Any, params: GenParams, gen: Any) -> int:
@@ -81,7 +73,9 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.threads = threads
-        self._eos = _eos_ids(model, tokenizer)
+        self.eos_token_ids = eos_ids_of(tokenizer, getattr(model, "generation_config", None))
+        self._eos = set(self.eos_token_ids)
+        self.max_model_len: int | None = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         self._lock = threading.Lock()
         self._requests: dict[str, _Request] = {}
 

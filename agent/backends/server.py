@@ -14,7 +14,8 @@ request is closed, so the TIR loop sees the closing fence exactly as from vLLM.
 The served model name comes from `/v1/models`; `--model` may be a local tokenizer folder (then
 the served name is used in requests). Failures say what happened in one line: an HTTP error
 carries the server's message (`ServerError`); a dead, refusing or stalled server is a
-`ServerDown` (a `BackendUnavailable`). Closing a stream (breaking out of `stream()` or
+`ServerDown`; both are `BackendError`s, which stop the run with one line unless a failover
+pool moves the work to another server. Closing a stream (breaking out of `stream()` or
 `abort()`) closes the HTTP response, which aborts the request on the server.
 
 It does not start servers (tests do) and does not retry: `failover.FailoverBackend` does.
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
+from agent.backends.base import Chunk, GenParams, eos_ids_of
 from agent.backends.errors import ServerDown, ServerError, error_message
 from agent.backends.server_probe import VLLM_EXTRAS, ServerCaps, get_json, probe
 from agent.errors import UserError
@@ -55,7 +56,8 @@ class ServerBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.caps = caps or ServerCaps()
-        self.max_model_len = self.caps.max_model_len
+        self.max_model_len: int | None = self.caps.max_model_len  # the served context, when the server tells
+        self.eos_token_ids: tuple[int, ...] = eos_ids_of(tokenizer) if tokenizer is not None else ()
         self.read_timeout = READ_TIMEOUT
         self._session: Any = None
         self._responses: dict[str, Any] = {}
@@ -78,6 +80,7 @@ class ServerBackend:
         if tokenizer is not None:
             source = tokenizer
         backend.tokenizer = _load_tokenizer(source) if isinstance(source, str) else source
+        backend.eos_token_ids = eos_ids_of(backend.tokenizer)
         entry = next(m for m in entries if str(m["id"]) == backend.model)
         try:
             backend.caps = await probe(backend._client(), backend.url, backend.model, backend.tokenizer,

@@ -17,9 +17,6 @@ AsyncLLM always runs its engine core in a child process; on CPU this module sets
 rather than in a third worker process (start 41 s -> 20 s here). The child is spawned, which
 re-imports the main script: callers keep their work under `main()`.
 
-If the engine core process dies (killed by the OOM killer, say), every request raises
-`BackendUnavailable`, which stops the run with one line; the caller resumes with a new engine.
-
 It does not render chat templates (the caller uses `tokenizer`), pick models, or retry.
 """
 
@@ -29,8 +26,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from agent.backends.base import Chunk, GenParams
-from agent.backends.errors import BackendUnavailable
+from agent.backends.base import BackendError, Chunk, GenParams, eos_ids_of
 from agent.errors import UserError
 
 CPU_BLOCK_SIZE = 32
@@ -64,8 +60,8 @@ def _engine_args(
         "enable_prefix_caching": True,
         "disable_log_stats": True,
     }
-    if max_model_len is not None:
-        kwargs["max_model_len"] = max_model_len
+    # None: the model's own context, shrunk by vLLM to what fits in the KV cache (-1 = auto-fit)
+    kwargs["max_model_len"] = -1 if max_model_len is None else max_model_len
     if not on_gpu:
         # Read by vLLM when the engine core starts; an int number of GiB.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(kv_cache_gib))))
@@ -75,7 +71,59 @@ def _engine_args(
         kwargs["block_size"] = CPU_BLOCK_SIZE
         kwargs["enforce_eager"] = True
     kwargs.update(extra)
+    check_engine_options(kwargs)
     return AsyncEngineArgs(**kwargs)
+
+
+def _choices_of(literal: Any) -> tuple[str, ...]:
+    import typing
+
+    return tuple(a for a in typing.get_args(literal) if isinstance(a, str))
+
+
+def check_engine_options(kwargs: dict[str, Any]) -> None:
+    """Names and choice values of engine options checked against the installed vLLM (one UserError)."""
+    import dataclasses
+    import difflib
+
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    names = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    for key in kwargs:
+        if key not in names:
+            near = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UserError(f"--engine-arg {key}: not a vLLM engine argument{hint}")
+    quant = kwargs.get("quantization")
+    if quant is not None:
+        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+        if quant not in QUANTIZATION_METHODS:
+            raise UserError(f"--quantization: unknown method {quant!r} (vLLM knows {', '.join(QUANTIZATION_METHODS)})")
+    cache = kwargs.get("kv_cache_dtype")
+    if cache is not None:
+        from vllm.config.cache import CacheDType
+
+        if cache not in _choices_of(CacheDType):
+            raise UserError(f"--kv-cache-dtype: unknown {cache!r} (choose from {', '.join(_choices_of(CacheDType))})")
+
+
+def start_error(model: str, e: BaseException) -> UserError:
+    """vLLM's start-up failure as one line (its messages run to many lines of detail)."""
+    text = " ".join(str(e).split())
+    if "max_model_len" in text or "KV cache" in text or "max_num_batched_tokens" in text:
+        text += " (set --max-model-len lower, or give the engine more memory: --kv-cache-gib on CPU, " \
+                "--gpu-memory-utilization on a GPU)"
+    return UserError(f"could not start vLLM on model {model!r}: {text[:600]}")
+
+
+def _generation_config(model: str) -> Any:
+    try:
+        from transformers import GenerationConfig
+
+        return GenerationConfig.from_pretrained(model)
+    except (OSError, ValueError):  # no generation_config.json: the tokenizer's EOS is enough
+        return None
 
 
 def to_chunk(output: Any) -> Chunk:
@@ -89,17 +137,15 @@ def to_chunk(output: Any) -> Chunk:
     )
 
 
-async def _alive(gen: Any, backend: VLLMEngineBackend) -> AsyncIterator[Any]:
-    """Pass the engine's outputs on; a dead engine core becomes one `BackendUnavailable`."""
+async def _engine_outputs(gen: Any) -> AsyncIterator[Any]:
+    """The engine's outputs; its death (EngineDeadError, a dead core process) as a BackendError."""
     from vllm.v1.engine.exceptions import EngineDeadError
 
     try:
         async for out in gen:
             yield out
     except EngineDeadError as e:
-        backend._dead = (f"the vLLM engine core process died ({type(e).__name__}); finished samples are "
-                         "stored, run the same command again to resume")
-        raise BackendUnavailable(backend._dead) from e
+        raise BackendError(f"the vLLM engine died ({' '.join(str(e).split())[:300]})", "vllm") from e
 
 
 class VLLMEngineBackend:
@@ -112,8 +158,8 @@ class VLLMEngineBackend:
         self.tokenizer = tokenizer
         self.model = model
         self.max_model_len = max_model_len
+        self.eos_token_ids: tuple[int, ...] = eos_ids_of(tokenizer)
         self._closed = False
-        self._dead = ""  # why the engine died (its core process was killed, e.g. by the OOM killer)
 
     @classmethod
     async def create(
@@ -121,7 +167,7 @@ class VLLMEngineBackend:
         model: str,
         *,
         dtype: str = "auto",
-        max_model_len: int | None = 4096,
+        max_model_len: int | None = None,
         seed: int = 0,
         kv_cache_gib: float = 2.0,
         **engine_kwargs: Any,
@@ -130,20 +176,28 @@ class VLLMEngineBackend:
 
         `dtype="float32"` makes greedy continuations from token ids match one-shot
         generations exactly; "auto" lets vLLM pick (it halves float32 checkpoints).
-        `kv_cache_gib` is used on CPU only. Other keyword arguments go to `AsyncEngineArgs`
-        unchanged (e.g. `gpu_memory_utilization`, `tensor_parallel_size`).
+        `kv_cache_gib` is used on CPU only. `max_model_len=None` takes the model's own context
+        length, shrunk by vLLM to what fits in the KV cache. Other keyword arguments go to
+        `AsyncEngineArgs` unchanged (e.g. `quantization`, `kv_cache_dtype`, `speculative_config`,
+        `enable_prefix_caching`, `gpu_memory_utilization`); unknown names and unknown quantization
+        or KV-cache dtypes are one UserError before the engine starts.
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
         on_gpu = cuda_available()
-        args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
+        try:
+            args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
+        except (ValueError, TypeError) as e:  # AsyncEngineArgs' own checks of a value
+            raise start_error(model, e) from e
         try:
             engine = AsyncLLM.from_engine_args(args)
-        except (OSError, ValueError) as e:
-            raise UserError(f"could not start vLLM on model {model!r}: {e}") from e
+        except (OSError, ValueError, RuntimeError, NotImplementedError) as e:
+            raise start_error(model, e) from e
         tokenizer = AutoTokenizer.from_pretrained(model)
-        return cls(engine, tokenizer, model, engine.model_config.max_model_len)
+        backend = cls(engine, tokenizer, model, engine.model_config.max_model_len)
+        backend.eos_token_ids = eos_ids_of(tokenizer, _generation_config(model))
+        return backend
 
     def _sampling_params(self, params: GenParams, prompt_len: int) -> Any:
         from vllm import SamplingParams
@@ -164,8 +218,6 @@ class VLLMEngineBackend:
         """Yield chunks of one request; leaving the loop early aborts it in the engine."""
         from vllm.inputs import TokensPrompt
 
-        if self._dead:
-            raise BackendUnavailable(self._dead)
         if self._closed:
             raise RuntimeError("backend is closed")
         if len(prompt_ids) >= self.max_model_len:
@@ -175,7 +227,7 @@ class VLLMEngineBackend:
         finished = False
         gen = self.engine.generate(prompt, self._sampling_params(params, len(prompt_ids)), request_id)
         try:
-            async for out in _alive(gen, self):
+            async for out in _engine_outputs(gen):
                 for completion in out.outputs:
                     chunk = to_chunk(completion)
                     finished = chunk.finish_reason is not None
@@ -191,7 +243,7 @@ class VLLMEngineBackend:
 
     async def abort(self, request_id: str) -> None:
         """Stop a request now; unknown or finished ids are ignored by the engine."""
-        if not self._closed and not self._dead:
+        if not self._closed:
             await self.engine.abort(request_id)
 
     async def close(self) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, solve
+from agent.config import RolloutConfig, SolveConfig
+from agent.solve import solve
 from agent.types import Problem, Trace
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -78,7 +78,7 @@ async def test_policy_stop_aborts_the_rest_in_the_engine(vllm_backend) -> None:
 
 
 def _solve_cli(*args: str) -> dict:
-    r = subprocess.run([sys.executable, "-m", "agent.cli", "solve", *args], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "tirmath", "solve", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)
 

@@ -101,7 +101,7 @@ async def test_tir_loop_runs_code_and_votes_on_llama_cpp(llama_url: str, default
 
 def test_solve_cli_on_llama_cpp(llama_url: str, default_model_dir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    out = subprocess.run([sys.executable, "-m", "agent.cli", "solve", "--server", f"{llama_url}/v1", "--model",
+    out = subprocess.run([sys.executable, "-m", "tirmath", "solve", "--server", f"{llama_url}/v1", "--model",
                           str(default_model_dir), "--samples", "2", "--tir-ratio", "1", "--max-tokens", "160",
                           "--json", "What is the sum of the cubes of the integers from 1 to 20?"],
                          capture_output=True, text=True, timeout=900, env=env)

@@ -57,7 +57,7 @@ async def test_unknown_engine_and_hf_option(default_model_dir: Path) -> None:
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", "doctor", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tirmath", "doctor", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 def tirmath(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "tirmath", *args], capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent.backends.base import Chunk, GenParams
-from agent.backends.errors import BackendUnavailable, ServerDown, ServerError
+from agent.backends.base import BackendError, Chunk, GenParams
+from agent.backends.errors import ServerDown, ServerError
 from agent.backends.failover import FailoverBackend, affinity_key
-from tests.agent.fakes import CharTokenizer
+from tests.fakes import CharTokenizer
 
 
 class FakeServer:
@@ -69,7 +69,7 @@ async def test_a_dying_server_s_request_continues_elsewhere_from_its_tokens(capl
 
 async def test_every_server_down_is_one_error_naming_them() -> None:
     pool = FailoverBackend([FakeServer("http://a", refuse=True), FakeServer("http://b", refuse=True)])
-    with pytest.raises(BackendUnavailable, match=r"every server is down: http://a \(.*refused\); http://b"):
+    with pytest.raises(BackendError, match=r"every server is down: http://a \(.*refused\); http://b"):
         await collect(pool, "Q:", 3)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.backends.base import GenParams
-from agent.rollout import RolloutConfig, find_code, format_output, rollout
+import pytest
+
+from agent.backends.base import BackendError, GenParams
+from agent.config import RolloutConfig
+from agent.rollout import find_code, format_output, rollout
 from agent.types import Problem
-from tests.agent.fakes import EOS, FakePool, FakeResult, ScriptedBackend
+from tests.fakes import EOS, FakePool, FakeResult, ScriptedBackend
 
 P = Problem(id="p1", text="What is 6*7?", answer="42")
 
@@ -102,12 +105,41 @@ async def test_deadline_ends_with_time():
     assert t.finish == "time" and t.tokens < 400
 
 
-async def test_backend_failure_is_recorded_not_raised():
-    def boom(p: str, g: GenParams) -> str:
-        raise RuntimeError("engine died")
+async def test_backend_failure_propagates_loudly():
+    def dead(p: str, g: GenParams) -> str:
+        raise BackendError("server http://127.0.0.1:1 is not answering", "http://127.0.0.1:1")
 
-    t = await rollout(P, ScriptedBackend(boom), None, "cot", RolloutConfig())
-    assert t.finish == "error" and "engine died" in (t.error or "")
+    with pytest.raises(BackendError, match="not answering"):
+        await rollout(P, ScriptedBackend(dead), None, "cot", RolloutConfig())
+
+
+async def test_programming_error_surfaces_as_itself():
+    def bug(p: str, g: GenParams) -> str:
+        raise KeyError("oops")
+
+    with pytest.raises(KeyError):
+        await rollout(P, ScriptedBackend(bug), None, "cot", RolloutConfig())
+
+
+async def test_sample_error_ends_only_that_sample():
+    class NoKernels(FakePool):
+        async def acquire(self):  # type: ignore[override]
+            from sandbox.kernel import KernelStartError
+
+            raise KernelStartError("no kernel for you")
+
+    be = ScriptedBackend(tir_script)
+    t = await rollout(P, be, NoKernels(), "tir", RolloutConfig())
+    assert t.finish == "error" and "could not start a kernel" in (t.error or "") and "no kernel for you" in t.error
+
+
+async def test_context_cut_is_its_own_finish():
+    be = ScriptedBackend(lambda p, g: "y" * 5000, max_model_len=400)
+    t = await rollout(P, be, None, "cot", RolloutConfig(max_tokens=4000))
+    assert t.finish == "context" and t.tokens + t.prompt_tokens == 400
+    t2 = await rollout(P, ScriptedBackend(lambda p, g: "y" * 5000, max_model_len=4000), None, "cot",
+                       RolloutConfig(max_tokens=100))
+    assert t2.finish == "length" and t2.tokens == 100
 
 
 def test_find_code():

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.backends.base import GenParams
-from agent.backends.errors import BackendUnavailable, ServerDown, ServerError, error_message
+from agent.backends.base import BackendError, GenParams
+from agent.backends.errors import ServerDown, ServerError, error_message
 from agent.backends.server import ServerBackend, _Decoder
 from agent.backends.server_probe import ServerCaps
 
@@ -31,7 +31,7 @@ def test_error_types_say_server_and_status() -> None:
     e = ServerError("http://h:1", 400, "prompt: Input should be a valid string")
     assert str(e) == "server http://h:1 answered HTTP 400: prompt: Input should be a valid string"
     down = ServerDown("http://h:1", None, "ClientConnectorError: refused")
-    assert isinstance(down, BackendUnavailable) and "http://h:1" in str(down)
+    assert isinstance(down, BackendError) and "http://h:1" in str(down)
 
 
 @pytest.fixture(scope="module")
@@ -149,38 +149,41 @@ async def test_refused_request_shape_is_one_error_at_open(default_model_dir: Pat
         await srv.stop()
 
 
-async def test_a_sample_error_keeps_the_servers_message_in_trace_view_and_report(
-        default_model_dir: Path, tmp_path: Path) -> None:
-    from agent.rollout import RolloutConfig
-    from agent.solve import SolveConfig, solve
+async def test_a_server_error_mid_run_is_one_line_with_the_servers_message(default_model_dir: Path) -> None:
+    from agent.config import RolloutConfig, SolveConfig
+    from agent.solve import solve
     from agent.types import Problem
-    from agent.view import LogView
-    from evals.metrics import run_metrics
-    from evals.report import markdown_report
-    from evals.runner import RunConfig, open_store, run_problems
 
     srv = TinyServer()
     url = await srv.start()
     try:
         b = await ServerBackend.open(url, model=str(default_model_dir))
         srv.fail_after_open = True
-        out = io.StringIO()
-        view = LogView(out)
         prob = Problem("p", "What is 1+1?", "2")
-        res = await solve(prob, b, None, SolveConfig(samples=2, tir_ratio=0.0, rollout=RolloutConfig(max_tokens=8)),
-                          on_event=view)
-        msg = f"server {url.removesuffix('/v1')} answered HTTP 400: the model is on fire"
-        assert all(t.finish == "error" and msg in (t.error or "") for t in res.traces)
-        assert res.answer is None
-        assert f"done: error (ServerError: {msg})" in out.getvalue()
-        cfg = RunConfig(samples=2, tir_ratio=0.0, max_tokens=8)
-        store = open_store(str(tmp_path / "run"), [prob], cfg, "t")
-        await run_problems([prob], [b], None, cfg, store)
-        store.close()
-        from evals.store import read_run
-
-        data = read_run(tmp_path / "run")
-        assert msg in markdown_report(data, run_metrics(data))
+        with pytest.raises(ServerError) as err:  # not a silent `answer: None`: the run stops with it
+            await solve(prob, b, None, SolveConfig(samples=2, tir_ratio=0.0, rollout=RolloutConfig(max_tokens=8)))
+        assert str(err.value) == f"server {url.removesuffix('/v1')} answered HTTP 400: the model is on fire"
         await b.close()
     finally:
         await srv.stop()
+
+
+def test_error_samples_are_listed_with_their_messages_in_view_and_report(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent.events import Event
+    from agent.types import Problem
+    from agent.view import LogView
+    from evals.metrics import run_metrics
+    from evals.report import markdown_report
+    from evals.store import read_run
+    from tests.evals.helpers import make_run, tir_trace
+
+    bad = replace(tir_trace("p", 1, None), finish="error", error="SampleError: the sandbox could not start a kernel")
+    out = io.StringIO()
+    LogView(out)(Event("done", 1, trace=bad, status="error"))
+    assert "done: error (SampleError: the sandbox could not start a kernel)" in out.getvalue()
+    make_run(tmp_path / "run", [Problem("p", "?", "42")], {"p": [tir_trace("p", 0, 42), bad]})
+    data = read_run(tmp_path / "run")
+    report = markdown_report(data, run_metrics(data))
+    assert "## Errors" in report and "| SampleError: the sandbox could not start a kernel | 1 | p#1 |" in report

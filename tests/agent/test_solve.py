@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from agent.backends.base import GenParams
+import pytest
+
+from agent.backends.base import BackendError, GenParams
+from agent.config import RolloutConfig, SolveConfig
 from agent.policy import make_policy
-from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, plan_modes, sample_seed, solve
+from agent.solve import plan_modes, sample_seed, solve
 from agent.types import Problem, Trace
-from tests.agent.fakes import FakePool, ScriptedBackend
+from tests.fakes import FakePool, ScriptedBackend
 
 P = Problem(id="p", text="2+3?", answer="5")
 
@@ -98,7 +100,24 @@ async def test_cancelling_solve_cancels_samples():
     except asyncio.CancelledError:
         pass
     await asyncio.sleep(0.05)
-    assert len(be.requests) == 3
+    assert len(be.requests) == 3 and be.open_streams == 0  # all three started, and every stream closed
+    streamed = be.chunks
+    await asyncio.sleep(0.1)
+    assert be.chunks == streamed < 3 * 5000 // 4  # nothing streams after the cancel
+
+
+async def test_backend_failure_stops_the_problem_and_keeps_finished_samples():
+    def reply(p: str, g: GenParams) -> str:
+        if (g.seed or 0) % 2:
+            raise BackendError("server gone", "s")
+        return "\\boxed{7}<eos>"
+
+    seen: list[Trace] = []
+    be = ScriptedBackend(reply, delay=0.001)
+    with pytest.raises(BackendError, match="server gone"):
+        await solve(P, be, None, SolveConfig(samples=6, tir_ratio=0.0, warm_prefix=False), on_trace=seen.append)
+    await asyncio.sleep(0.05)
+    assert be.open_streams == 0 and all(t.finish == "answer" for t in seen)
 
 
 async def test_followers_start_after_the_leader_prefilled():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.rollout import RolloutConfig
-from agent.solve import SolveConfig, solve
+from agent.config import RolloutConfig, SolveConfig
+from agent.solve import solve
 from agent.types import Problem
 
 PROBLEM = Problem(id="cubes", text="What is the sum of the cubes of the integers from 1 to 20?", answer="44100")

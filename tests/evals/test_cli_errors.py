@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def tirmath(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tirmath", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
 
 

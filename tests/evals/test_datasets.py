@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.datasets import FieldMap, find_problem, load_problems
 from agent.errors import UserError
-from evals.datasets import FieldMap, find_problem, load_problems
 
 
 def test_short_names_load_the_shared_files() -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from evals.datasets import load_problems
+from agent.config import RolloutConfig, SolveConfig
+from agent.datasets import load_problems
 from evals.gentir import FilterConfig, build_dataset
 from evals.report import write_report
 from evals.runner import RunConfig, open_store, run_problems
@@ -29,7 +30,7 @@ async def test_small_eval_on_the_engine(vllm_backend, tmp_path: Path) -> None:
     from sandbox.pool import KernelPool, SandboxConfig
 
     problems = load_problems("aime2025", limit=3)
-    cfg = RunConfig(samples=2, tir_ratio=0.5, max_tokens=256, seed=1, concurrency=3)
+    cfg = RunConfig(solve=SolveConfig(samples=2, tir_ratio=0.5, seed=1, rollout=RolloutConfig(max_tokens=256)), concurrency=3)
     pool = KernelPool(3, SandboxConfig(isolation="auto"))
     await pool.start()
     store = open_store(str(tmp_path / "run"), problems, cfg, "aime2025")
@@ -51,7 +52,7 @@ async def test_small_eval_on_the_engine(vllm_backend, tmp_path: Path) -> None:
 
 
 def _cmd(out: Path, server_url: str, model_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "agent.cli", "eval", "--dataset", "aime2025", "--limit", "2", "--samples", "2",
+    return [sys.executable, "-m", "tirmath", "eval", "--dataset", "aime2025", "--limit", "2", "--samples", "2",
             "--tir-ratio", "0.5", "--max-tokens", "96", "--seed", "7", "--server", server_url, "--model",
             str(model_dir), "--concurrency", "1", "--sample-concurrency", "1", "--out", str(out), "--quiet", *extra]
 
@@ -101,7 +102,7 @@ def test_cli_eval_killed_and_resumed_matches_uninterrupted(server_url: str, defa
                         capture_output=True, text=True, timeout=300)
     assert r3.returncode == 2 and "another config" in r3.stderr
     # report and gen-tir from the command line
-    rep = subprocess.run([sys.executable, "-m", "agent.cli", "report", str(part)], cwd=REPO, capture_output=True,
+    rep = subprocess.run([sys.executable, "-m", "tirmath", "report", str(part)], cwd=REPO, capture_output=True,
                          text=True, timeout=300)
     assert rep.returncode == 0 and "# tirmath run report" in rep.stdout
     assert (part / "report" / "viewer.html").exists()
@@ -110,7 +111,7 @@ def test_cli_eval_killed_and_resumed_matches_uninterrupted(server_url: str, defa
 @pytest.mark.server
 def test_cli_gen_tir_writes_a_loadable_dataset(server_url: str, default_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "gen"
-    cmd = [sys.executable, "-m", "agent.cli", "gen-tir", "--dataset", "aime2025", "--limit", "1", "--samples", "2",
+    cmd = [sys.executable, "-m", "tirmath", "gen-tir", "--dataset", "aime2025", "--limit", "1", "--samples", "2",
            "--max-tokens", "96", "--server", server_url, "--model", str(default_model_dir), "--out", str(out),
            "--keep-incorrect", "--allow-cell-errors", "--quiet"]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)

@@ -23,7 +23,7 @@ ROWS = [{"id": f"m{i}", "problem": f"What is {i} plus {2 * i}?", "answer": str(3
 
 def _cmd(data: Path, out: Path) -> list[str]:
     # one request at a time: batching cannot change a float32 logit between runs
-    return [sys.executable, "-m", "agent.cli", "eval", "--dataset", str(data), "--out", str(out), "--samples", "2",
+    return [sys.executable, "-m", "tirmath", "eval", "--dataset", str(data), "--out", str(out), "--samples", "2",
             "--tir-ratio", "0", "--max-tokens", "48", "--temperature", "0.8", "--seed", "4", "--concurrency", "1",
             "--sample-concurrency", "1", "--quiet"]
 
@@ -62,7 +62,7 @@ def test_engine_death_stops_cleanly_and_resumes_to_the_same_samples(tmp_path: Pa
     _, err = proc.communicate(timeout=300)
     lines = [x for x in err.decode().splitlines() if x.strip()]
     assert proc.returncode == 1, err.decode()[-3000:]
-    assert lines[-1].startswith("tirmath eval: stopped: the vLLM engine core process died"), lines[-5:]
+    assert lines[-1].startswith("tirmath eval: error: the vLLM engine died"), lines[-5:]
     stored = _samples(run)
     assert 2 <= stored < 2 * len(ROWS)
     assert [r.finish for r in read_run(run).all_samples() if r.finish == "error"] == []

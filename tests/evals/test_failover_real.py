@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent.backends.failover import FailoverBackend
+from agent.config import RolloutConfig, SolveConfig
 from agent.types import Problem
 from evals.runner import RunConfig, open_store, run_problems
 from evals.store import RECORDS, read_run
@@ -44,7 +45,8 @@ async def test_sigkilled_server_costs_no_samples(two_servers: Any, tmp_path: Pat
     caplog.set_level(logging.WARNING, logger="tirmath.failover")
     (_, url_a, _), (victim, url_b, _) = two_servers
     backend = await FailoverBackend.open([url_a, url_b], retry_after=3600)
-    cfg = RunConfig(samples=3, tir_ratio=0.0, max_tokens=160, temperature=0.8, seed=2, concurrency=2)
+    roll = RolloutConfig(max_tokens=160, temperature=0.8)
+    cfg = RunConfig(solve=SolveConfig(samples=3, tir_ratio=0.0, seed=2, rollout=roll), concurrency=2)
     store = open_store(str(tmp_path / "run"), PROBLEMS, cfg, "t")
     try:
         run = asyncio.create_task(run_problems(PROBLEMS, [backend], None, cfg, store))

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from agent.budget import make_scheduler
-from agent.cli import main as cli_main
 from agent.errors import UserError
 from agent.policy import make_policy
 from agent.types import Answer, Trace
 from evals.replay import main
 from evals.replay_sim import Timing, arrivals, kaggle_run, simulate_problem
 from evals.replay_sources import GOLD_PLACEHOLDER, RecordedProblem, RecordedSample, read_source
+from tirmath.cli import main as cli_main
 
 DATA = Path(os.environ.get("TIRMATH_DATA_DIR") or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
 REC = DATA / "recorded"

@@ -11,16 +11,17 @@ from typing import Any
 
 import pytest
 
+from agent.config import RolloutConfig, SolveConfig
 from agent.errors import UserError
 from agent.types import Problem
-from evals.fakes import FakeBackend, FakePool
 from evals.metrics import run_metrics
 from evals.runner import RunConfig, open_store, run_problems
 from evals.shards import Shard, merge_runs, parse_shard
 from evals.store import read_run
+from tests.fakes import FakeBackend, FakePool
 
 PROBLEMS = [Problem(f"p{i}", f"Problem {i}?", str(a)) for i, a in enumerate([42, 7, 42, 5, 42])]
-CFG = RunConfig(samples=3, tir_ratio=0.5, max_tokens=400, concurrency=2)
+CFG = RunConfig(solve=SolveConfig(samples=3, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=400)), concurrency=2)
 
 
 async def _run(run_dir: Path, backend: Any, pool: Any, cfg: RunConfig = CFG, shard: Shard | None = None,
@@ -78,7 +79,8 @@ async def test_overlapping_and_mismatched_shards_are_refused(tmp_path: Path) -> 
     await _run(tmp_path / "s1", FakeBackend(answers=[42]), FakePool(), shard=Shard(1, 2))
     await _run(tmp_path / "a1of3", FakeBackend(answers=[42]), FakePool(), shard=Shard(1, 3))
     await _run(tmp_path / "other", FakeBackend(answers=[42]), FakePool(),
-               cfg=RunConfig(samples=2, tir_ratio=0.5, max_tokens=400), shard=Shard(2, 2))
+               cfg=RunConfig(solve=SolveConfig(samples=2, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=400))),
+               shard=Shard(2, 2))
     await _run(tmp_path / "whole", FakeBackend(answers=[42]), FakePool())
     with pytest.raises(UserError, match="both shard 1/2"):
         merge_runs([tmp_path / "s1", tmp_path / "s1"], tmp_path / "m1")
@@ -91,7 +93,7 @@ async def test_overlapping_and_mismatched_shards_are_refused(tmp_path: Path) -> 
 
 
 def test_cli_refuses_with_one_line(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "agent.cli", "merge-runs", str(tmp_path / "nope"), "--out",
+    out = subprocess.run([sys.executable, "-m", "tirmath", "merge-runs", str(tmp_path / "nope"), "--out",
                           str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"tirmath merge-runs: error: {tmp_path / 'nope'}: not a run folder "
@@ -116,8 +118,8 @@ async def test_real_engine_shards_merge_to_the_unsharded_run(tmp_path: Path, vll
              Problem("rem", "What is the remainder when 2^10 is divided by 7?", "2"),
              Problem("sq", "What is 12 squared?", "144")]
     # one request at a time, so batching cannot change a float32 logit between the two runs
-    cfg = RunConfig(samples=2, tir_ratio=0.5, max_tokens=96, temperature=0.8, seed=5, concurrency=1,
-                    sample_concurrency=1)
+    roll = RolloutConfig(max_tokens=96, temperature=0.8)
+    cfg = RunConfig(solve=SolveConfig(samples=2, tir_ratio=0.5, seed=5, rollout=roll, concurrency=1), concurrency=1)
     for k in (1, 2):
         await _run(tmp_path / f"s{k}", vllm_backend, kernels, cfg, Shard(k, 2), probs)
     await _run(tmp_path / "whole", vllm_backend, kernels, cfg, None, probs)

@@ -38,7 +38,7 @@ def test_run_json_gives_one_object_per_cell(tmp_path: Path, capsys) -> None:
 
 def test_missing_file_is_one_error_line_exit_2(tmp_path: Path) -> None:
     a, _ = _cells(tmp_path)
-    p = subprocess.run([sys.executable, "-m", "agent.cli", "sandbox", "run", str(a), str(tmp_path / "nope.py")],
+    p = subprocess.run([sys.executable, "-m", "tirmath", "sandbox", "run", str(a), str(tmp_path / "nope.py")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"tirmath sandbox: error: cell file {tmp_path / 'nope.py'} not found"]

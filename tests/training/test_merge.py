@@ -55,7 +55,7 @@ def test_merge_mismatched_shapes_is_one_error_line(tmp_path, tiny_dir):
     small = _variant(tiny_dir, tmp_path / "small", hidden=32)
     with pytest.raises(UserError, match="shape"):
         merge_checkpoints(str(tiny_dir), str(small), (0.5, 0.5), str(tmp_path / "x"))
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "merge", str(tiny_dir), str(small), "--weights",
+    proc = subprocess.run([sys.executable, "-m", "tirmath", "merge", str(tiny_dir), str(small), "--weights",
                            "0.3", "0.7", "--out", str(tmp_path / "y")], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2

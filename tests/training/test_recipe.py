@@ -64,7 +64,7 @@ def test_bad_fields_in_file_name_field_and_file(tmp_path):
 
 
 def _tirmath(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tirmath", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -1,6 +1,9 @@
 """Problem sets -> `agent.types.Problem`: JSONL / JSON / CSV / Parquet files, Hugging Face datasets
-(a `save_to_disk` folder, or a hub id for users who are online) and short names for the files in
-the shared data folder (`aime2025`, `math500`, ...).
+(a `save_to_disk` folder, or a hub id for users who are online) and short names for the benchmark
+files that ship with tirmath as package data in `agent/data/` (`aime2025`, `math500`, ...; sources
+and licences in `agent/data/README.md`; `$TIRMATH_DATA_DIR` points the short names elsewhere).
+The recorded runs that `tirmath replay` examples use ship in `agent/data/recorded/`
+(`recorded_path(name)` resolves their short names).
 
 Every row is checked before any model is loaded: a row with no problem text or no answer, a
 duplicate id, or an unreadable file raises one `UserError` naming the file and line. Field names
@@ -23,7 +26,7 @@ from agent.errors import UserError
 from agent.jsonl import read_jsonl
 from agent.types import Problem
 
-# short name -> file in the shared data folder
+# short name -> file in the data folder
 SHORT_NAMES: dict[str, str] = {
     "aime2024": "aime2024.jsonl",
     "aime2025": "aime2025.jsonl",
@@ -53,12 +56,35 @@ class FieldMap:
     id: str = "id"
 
 
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+
+
 def data_dir() -> Path:
-    """The shared benchmark folder: $TIRMATH_DATA_DIR, else ../shared/data beside the repository."""
+    """The benchmark folder: $TIRMATH_DATA_DIR, else the files shipped with the package."""
     env = os.environ.get("TIRMATH_DATA_DIR")
-    if env:
-        return Path(env)
-    return (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+    return Path(env) if env else PACKAGE_DATA
+
+
+def recorded_names() -> list[str]:
+    """Short names of the shipped recorded runs (file stems in agent/data/recorded)."""
+    return sorted(p.stem for p in (PACKAGE_DATA / "recorded").glob("*.jsonl"))
+
+
+def recorded_path(source: str) -> str:
+    """A replay SOURCE as given, or the shipped recorded run of that short name."""
+    if not Path(source).exists() and source in recorded_names():
+        return str(PACKAGE_DATA / "recorded" / f"{source}.jsonl")
+    return source
+
+
+def list_datasets() -> list[tuple[str, str, int]]:
+    """(short name, file, rows) of every short name, in name order."""
+    out = []
+    for name, file in sorted(SHORT_NAMES.items()):
+        path = data_dir() / file
+        rows = sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
+        out.append((name, str(path), rows))
+    return out
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
