@@ -10,6 +10,7 @@ scope for fixtures and tests). Fixtures:
 - `server_url` -> "http://127.0.0.1:PORT": `python -m vllm.entrypoints.openai.api_server` on
   that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
   its process group at the end. Its log goes to a temporary file quoted on a failed start.
+  `TIRMATH_TEST_SERVER=URL` uses a server already started that way instead.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def start_vllm_server(model_dir: Path) -> tuple[subprocess.Popen[bytes], str, Pa
 
 @pytest.fixture(scope="session")
 def server_url(default_model_dir: Path) -> Iterator[str]:
+    given = os.environ.get("TIRMATH_TEST_SERVER")  # a vLLM server already serving the default model folder
+    if given:
+        yield given.rstrip("/")
+        return
     proc, url, log = start_vllm_server(default_model_dir)
     try:
         _wait_ready(proc, url, log)

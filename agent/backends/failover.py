@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.backends.base import BackendError, Chunk, GenParams
+from agent.backends.base import BackendError, Chunk, GenParams, eos_ids_of
 from agent.backends.errors import ServerDown
 
 RETRY_AFTER = 30.0
@@ -77,6 +77,8 @@ class FailoverBackend:
             raise ValueError("at least one server backend is needed")
         self.members = [_Member(b) for b in backends]
         self.tokenizer = backends[0].tokenizer
+        self.eos_token_ids: tuple[int, ...] = tuple(getattr(backends[0], "eos_token_ids", ())) or eos_ids_of(
+            self.tokenizer)
         lens = [b.max_model_len for b in backends if getattr(b, "max_model_len", None)]
         self.max_model_len = min(lens) if lens else None
         self.width = len(backends)  # how many servers share the work (the runner sizes its slots by it)
