@@ -162,8 +162,8 @@ class ServerBackend:
         import aiohttp
 
         try:
-            response = await self._client().post(f"{self.url}/v1/completions", json=body,
-                                                 headers={"X-Request-Id": request_id})
+            # no X-Request-Id header: llama-cpp-python refuses one that is not a UUID (empty HTTP 400)
+            response = await self._client().post(f"{self.url}/v1/completions", json=body)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise ServerDown(self.url, None, f"{type(e).__name__}: {e}") from e
         if response.status != 200:

@@ -2,9 +2,9 @@
 
 `probe()` asks `/v1/completions` for four greedy tokens after a counting prompt:
 1. with the prompt as token ids plus vLLM's extras (`return_token_ids`,
-   `include_stop_str_in_output`). A 4xx answer means the server refuses token-id prompts
-   (llama-cpp-python: "Input should be a valid string"), so the same request is sent with the
-   prompt as text; if that is refused too, `open()` fails with the server's own message.
+   `include_stop_str_in_output`). An HTTP error means the server refuses token-id prompts
+   (llama-cpp-python: HTTP 500 "Input should be a valid string"), so the same request is sent
+   with the prompt as text; if that is refused too, `open()` fails with the server's own message.
 2. again with the first answer as a stop string and `logprobs=1`: the answer ends with the stop
    string when the server keeps it, is empty when it strips it; `logprobs` says whether
    per-token logprobs come back (a refusal is retried without them).
@@ -92,9 +92,9 @@ async def _first_request(session: Any, url: str, base: dict[str, Any], ids: list
     """(token-id prompts accepted, the answer's first choice); UserError when both shapes fail."""
     try:
         return True, _choice(await post_json(session, url, "/v1/completions", {**base, "prompt": ids}))
-    except ServerDown as e:
-        raise UserError(f"cannot use server {url}: {e.message}") from e
-    except ServerError as first:
+    except ServerError as first:  # llama-cpp-python answers a token-id prompt with HTTP 500, not 4xx
+        if first.status is None:
+            raise UserError(f"cannot use server {url}: {first.message}") from first
         try:
             data = await post_json(session, url, "/v1/completions", {**base, "prompt": PROBE_TEXT})
         except ServerError as e:
