@@ -96,7 +96,7 @@ async def _workload(urls: list[str], a: argparse.Namespace, folder: Path,
         await backend.close()
     seconds = time.perf_counter() - t0
     recs = data.all_samples()
-    out = {"seconds": seconds, "samples": len(recs), "errors": sum(r.finish == "error" for r in recs),
+    out: dict[str, Any] = {"seconds": seconds, "samples": len(recs), "errors": sum(r.finish == "error" for r in recs),
            "rate": len(recs) / seconds}
     if killed is not None and backend.events:
         resumed = backend.events[0].resumed

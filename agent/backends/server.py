@@ -255,15 +255,15 @@ class _Decoder:
         if self.local_stops:
             hit = self._match(text)
             if hit is not None:
-                cut, stop = hit
+                cut, matched = hit
                 self.finished = True
                 self.text += cut
-                return Chunk(cut, self._ids(cut), finish_reason="stop", stop_reason=stop)
+                return Chunk(cut, self._ids(cut), finish_reason="stop", stop_reason=matched)
         ids = choice.get("token_ids")
         out_ids = tuple(int(i) for i in ids) if isinstance(ids, list) else self._ids(text)
         self.text += text
-        stop = choice.get("stop_reason")
-        stop = stop if isinstance(stop, str) else None
+        reported = choice.get("stop_reason")
+        stop: str | None = reported if isinstance(reported, str) else None
         if finish == "stop" and stop is None:
             stop = next((s for s in self.stops if self.text.endswith(s)), None) if self.caps.keeps_stop else None
             eos = getattr(self.tok, "eos_token_id", None)
