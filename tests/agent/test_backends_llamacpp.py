@@ -44,7 +44,7 @@ def llama_url() -> Iterator[str]:
     with tempfile.NamedTemporaryFile("wb", prefix="tirmath-llamacpp-", suffix=".log", delete=False) as f:
         log = Path(f.name)
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]
+           "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--interrupt_requests", "False"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
