@@ -101,9 +101,9 @@ async def test_tir_loop_runs_code_and_votes_on_llama_cpp(llama_url: str, default
 
 def test_solve_cli_on_llama_cpp(llama_url: str, default_model_dir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    out = subprocess.run([sys.executable, "-m", "tirmath", "solve", "--server", f"{llama_url}/v1", "--model",
-                          str(default_model_dir), "--samples", "2", "--tir-ratio", "1", "--max-tokens", "160",
-                          "--json", "What is the sum of the cubes of the integers from 1 to 20?"],
+    out = subprocess.run([sys.executable, "-m", "tirmath", "solve", "What is the sum of the cubes of the integers "
+                          "from 1 to 20?", "--server", f"{llama_url}/v1", "--model", str(default_model_dir),
+                          "--samples", "2", "--tir-ratio", "1", "--max-tokens", "160", "--json"],
                          capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
