@@ -1,5 +1,17 @@
-"""Re-export of the user-error type so agent code and its callers need not import sandbox."""
+"""Error types callers of the whole program see.
+
+- `UserError` (re-exported from sandbox so agent code need not import it): a user mistake,
+  one line on stderr, exit code 2, raised before any engine starts.
+- `RunStopped`: the run cannot go on for a reason outside the backends (the run store's disk
+  is full); one line on stderr, exit code 1, like `agent.backends.base.BackendError`.
+  Everything finished so far is stored, and rerunning the same command resumes.
+"""
 
 from sandbox.errors import UserError
 
-__all__ = ["UserError"]
+
+class RunStopped(RuntimeError):
+    """The run had to stop; `str()` is one line saying why."""
+
+
+__all__ = ["UserError", "RunStopped"]

@@ -58,7 +58,8 @@ class LogView:
         elif ev.kind == "done" and ev.trace is not None:
             t = ev.trace
             ans = t.answer.raw if t.answer else "-"
-            self._say(f"sample {t.index} done: {t.finish}, answer {ans}, {t.tokens} tokens, {t.tool_calls} tool calls")
+            err = f" ({t.error})" if t.error else ""
+            self._say(f"sample {t.index} done: {t.finish}{err}, answer {ans}, {t.tokens} tokens, {t.tool_calls} tool calls")
         elif ev.kind == "vote":
             self._say(f"vote: {_tally_text(ev.vote)}")
         elif ev.kind == "stop":
@@ -120,6 +121,8 @@ class LiveView:
             self.last_output = f"[sample {ev.index}] {ev.text}"
         elif ev.kind == "done" and row is not None and ev.trace is not None:
             row.status, row.tokens = ev.trace.finish, ev.trace.tokens
+            if ev.trace.error:  # the server's or engine's own message, shortened to fit the table
+                row.status = f"error: {_short(ev.trace.error, 60)}"
             row.answer = ev.trace.answer.raw if ev.trace.answer else "-"
         elif ev.kind == "vote":
             self.vote = ev.vote

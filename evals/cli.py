@@ -1,4 +1,4 @@
-"""`tirmath eval | report | compare | gen-tir`: thin command lines over the evals library.
+"""`tirmath eval | report | compare | gen-tir | merge-runs`: thin command lines over the evals library.
 
 Each `*_main(argv)` parses its flags, checks every input (dataset rows, options, an existing
 run folder's config) before any model is loaded, then calls library code: `runner.run_problems`,
@@ -17,6 +17,7 @@ from typing import Any
 from agent.cli_args import ConfigParser, with_builtin_defaults
 from agent.config import EngineConfig, RolloutConfig, SandboxSettings, SolveConfig, setting
 from agent.datasets import FieldMap, load_problems, parse_ids
+from agent.errors import UserError
 from agent.types import Problem
 from evals.runner import RunConfig
 
@@ -25,6 +26,12 @@ def _check_scheduler(spec: str) -> None:
     from agent.budget import make_scheduler
 
     make_scheduler(spec, 1.0, 1)
+
+
+def _check_shard(spec: str) -> None:
+    from evals.shards import parse_shard
+
+    parse_shard(spec)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class DataArgs:
     limit: int | None = setting(None, "first N problems (after filters)", lo=1)
     ids: str | None = setting(None, "comma-separated problem ids")
     modulus: int | None = setting(None, "reduce integer answers mod this (AIMO2: 1000)", lo=2)
+    shard: str | None = setting(None, "K/N: run only shard K of N (problems K-1, K-1+N, ... of the list), into a "
+                                "run store of its own; join the shards with `tirmath merge-runs`", check=_check_shard)
 
 
 @dataclass(frozen=True)
@@ -109,9 +118,12 @@ def _problems(d: DataArgs) -> list[Problem]:
 async def _open_backends(engine: EngineConfig, family: str) -> list[Any]:
     from agent.backends import open_backend
 
-    if engine.server:
-        return [await open_backend(model=engine.model, server=url, engine=engine.engine, prompt_family=family)
-                for url in engine.server]
+    if engine.server:  # one pool over all servers: spread by load, a dead server's requests go on elsewhere
+        from agent.backends import _harmony_tokenizer
+        from agent.backends.failover import FailoverBackend
+
+        tokenizer = _harmony_tokenizer(engine.model, engine.server[0], family)
+        return [await FailoverBackend.open(list(engine.server), model=engine.model, tokenizer=tokenizer)]
     return [await open_backend(model=engine.model, engine=engine.engine, prompt_family=family,
                                **engine.engine_options())]
 
@@ -151,14 +163,17 @@ async def _execute(b: Batch, problems: list[Problem], store: Any, label: str) ->
 
 def _run_store(b: Batch, run_dir: str, problems: list[Problem], label: str) -> Any:
     from evals.runner import open_store
+    from evals.shards import parse_shard
 
+    shard = parse_shard(b.data.shard)
     meta = {"servers": list(b.engine.server), "command": label}
-    store = open_store(run_dir, problems, b.config, b.data.dataset, meta)
+    store = open_store(run_dir, problems, b.config, b.data.dataset, meta, shard=shard)
+    mine = problems if shard is None else shard.select(problems)
     try:
         from evals.runner import pending
 
-        if pending(problems, store.data, b.config.retry_errors, say=False):
-            asyncio.run(_execute(b, problems, store, label))
+        if pending(mine, store.data, b.config.retry_errors, say=False):
+            asyncio.run(_execute(b, mine, store, label))
         return store.data
     finally:
         store.close()
@@ -231,4 +246,23 @@ def compare_main(argv: list[str]) -> int:
     if a.out:
         atomic_write(a.out, text)
     print(text)
+    return 0
+
+
+def merge_runs_main(argv: list[str]) -> int:
+    import argparse
+
+    from agent.cli_args import one_line_error
+    from evals.shards import merge_runs
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line, exit 2, like every other command
+            raise UserError(one_line_error(message))
+
+    p = Parser(prog="tirmath merge-runs", description="Merge the run stores of --shard K/N runs into one (checks "
+               "they are shards of one run; lists missing problems).")
+    p.add_argument("shard_dirs", metavar="SHARD_DIR", nargs="+", help="the shard run folders")
+    p.add_argument("--out", required=True, help="new folder for the merged run store")
+    a = p.parse_args(argv)
+    print(merge_runs(a.shard_dirs, a.out).describe())
     return 0

@@ -104,7 +104,20 @@ def markdown_report(data: RunData, m: RunMetrics) -> str:
              r.stop_reason] for r in problem_rows(data)]
     lines += _md_table(["problem", "reference", "agent answer", "right", "correct", "not voting", "mean tok",
                         "tools", "stop"], rows)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _error_lines(data)) + "\n"
+
+
+def _error_lines(data: RunData) -> list[str]:
+    """Samples that ended in `error`, grouped by their message (the server's or engine's words)."""
+    errors: dict[str, list[str]] = {}
+    for r in data.all_samples():
+        if r.finish == "error":
+            errors.setdefault(r.trace.error or "(no message)", []).append(f"{r.problem_id}#{r.index}")
+    if not errors:
+        return []
+    rows = [[msg, str(len(ids)), ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")]
+            for msg, ids in sorted(errors.items(), key=lambda kv: -len(kv[1]))]
+    return ["", "## Errors", "", *_md_table(["message", "samples", "which"], rows)]
 
 
 def plot_budget(m: RunMetrics, path: Path) -> Path:

@@ -6,8 +6,9 @@ solve's `on_trace`), writes a problem record when a problem is done, and on a re
 stored samples of an unfinished problem as `skip`, so nothing is lost or run twice. Seeds come
 from `agent.solve.sample_seed(seed, problem id, index)`, so a resumed run draws the same samples.
 
-Scaling out: give several backends (e.g. one per vLLM server started with data parallelism) and
-problems go to whichever backend has a free slot:
+Scaling out: give several servers (wrapped in one `agent.backends.failover.FailoverBackend`,
+which spreads requests by load and survives a server's death) or several backends; problems go
+to whichever has a free slot (`concurrency` per server):
 
     tirmath eval --dataset aime2025 --out runs/a25 --server http://127.0.0.1:8000 \\
         --server http://127.0.0.1:8001 --samples 16 --concurrency 2
@@ -37,6 +38,7 @@ from agent.config import RolloutConfig, SolveConfig
 from agent.solve import ReviseFn, solve
 from agent.types import Problem, Result, Trace, Vote
 from evals.progress import Progress
+from evals.shards import Shard
 from evals.store import RunData, RunStore, problem_record, sample_record
 
 log = logging.getLogger("tirmath")
@@ -109,16 +111,24 @@ def kaggle_order(problems: Sequence[Problem], seed: int) -> list[Problem]:
 
 
 def open_store(run_dir: str, problems: Sequence[Problem], config: RunConfig, dataset: str,
-               extra_meta: dict[str, Any] | None = None) -> RunStore:
-    """Create or resume the run store (UserError when RUN_DIR holds another config)."""
+               extra_meta: dict[str, Any] | None = None, shard: Shard | None = None) -> RunStore:
+    """Create or resume the run store (UserError when RUN_DIR holds another config).
+
+    With `shard`, `problems` is still the whole run's list: the identity is the whole run's plus
+    the shard, and the store lists only the shard's problems (see evals.shards).
+    """
     from agent import __version__
 
-    identity = {**config.identity(), "dataset": dataset, "problems": len(problems),
-                "problem_set": problem_set_digest(problems)}
+    identity: dict[str, Any] = {**config.identity(), "dataset": dataset, "problems": len(problems),
+                                "problem_set": problem_set_digest(problems)}
     from agent.config import to_dict
 
-    meta = {"tirmath_version": __version__, "settings": to_dict(config), "problems": [p.id for p in problems],
-            "problem_set": [p.to_dict() for p in problems], **(extra_meta or {})}
+    mine = list(problems) if shard is None else shard.select(problems)
+    meta = {"tirmath_version": __version__, "settings": to_dict(config), "problems": [p.id for p in mine],
+            "problem_set": [p.to_dict() for p in mine], **(extra_meta or {})}
+    if shard is not None:
+        identity["shard"] = str(shard)
+        meta["all_problems"] = [p.id for p in problems]
     return RunStore(run_dir, identity, meta)
 
 
@@ -181,10 +191,7 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     if config.kaggle:
         return await _run_kaggle(problems, backends[0], pool, config, store, progress, solve_fn)
     _start_progress(progress, store.data)
-    slots: asyncio.Queue[Backend] = asyncio.Queue()
-    for _ in range(max(1, config.concurrency)):
-        for b in backends:
-            slots.put_nowait(b)
+    slots = _slots(backends, config.concurrency)
 
     async def one(problem: Problem) -> None:
         backend = await slots.get()
@@ -197,13 +204,23 @@ async def run_problems(problems: Sequence[Problem], backends: Sequence[Backend],
     tasks = [asyncio.create_task(one(p)) for p in todo]
     try:
         await asyncio.gather(*tasks)
-    finally:
+    finally:  # on a BackendError or RunStopped (engine dead, servers down, disk full) what finished is stored
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    if progress is not None:
-        progress.close()
+        if progress is not None:
+            progress.close()
     return store.data
+
+
+def _slots(backends: Sequence[Backend], concurrency: int) -> asyncio.Queue[Backend]:
+    """`concurrency` problem slots per server: a failover pool over N servers counts N times."""
+    slots: asyncio.Queue[Backend] = asyncio.Queue()
+    for _ in range(max(1, concurrency)):
+        for b in backends:
+            for _ in range(int(getattr(b, "width", 1))):
+                slots.put_nowait(b)
+    return slots
 
 
 def _make_scheduler(spec: str, total: float, n_problems: int) -> Any:

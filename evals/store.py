@@ -6,8 +6,9 @@ Layout of RUN_DIR:
                   kind "sample"  - a finished sample (`SampleRecord`, with its full trace)
                   kind "problem" - a finished problem (`ProblemRecord`: vote, stop reason, time)
 
-Each record is written with one `write`, then flushed and fsynced, so a crash (even `kill -9`)
-loses at most the line being written. A torn last line (no newline or not JSON) is ignored on
+Each record is written with one `os.write` of the whole line, then fsynced, so a crash (even
+`kill -9`) loses at most the line being written. A failed or short write (a full disk) is cut
+back to the last good record at once and stops the run with one line (`StoreWriteError`). A torn last line (no newline or not JSON) is ignored on
 read and cut off before the next append; a bad line in the middle is corruption and a
 `UserError`. A (problem, index) already stored is never written twice. This module does no
 grading and runs nothing: callers build records (see `sample_record`).
@@ -15,6 +16,8 @@ grading and runs nothing: callers build records (see `sample_record`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -23,10 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import UserError
+from agent.errors import RunStopped, UserError
 from agent.types import SCHEMA_VERSION, Problem, Result, Trace
 
 STORE_SCHEMA = 1
+
+
+class StoreWriteError(RunStopped):
+    """A record could not be written (disk full, file size limit, I/O error); nothing torn is left."""
+
+
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 
@@ -223,16 +232,26 @@ class RunStore:
             os.replace(tmp, mpath)
         self.data = read_run(self.dir)
         _, good, torn = _parse_lines(self.dir / RECORDS)
-        self._fh = open(self.dir / RECORDS, "ab")
+        self._fd = os.open(self.dir / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if torn:
-            self._fh.truncate(good)
-            self._fh.seek(good)
+            os.ftruncate(self._fd, good)
+        self._end = good  # byte length of the good records: a failed write is cut back to it
 
     def _append(self, d: dict[str, Any]) -> None:
+        """Write one record with one `os.write`, then fsync; on any failure leave no partial line."""
         line = json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        self._fh.write(line)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            n = os.write(self._fd, line)
+            if n != len(line):  # a short write: the disk filled up (or a file size limit) mid-line
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (only {n} of {len(line)} bytes written)")
+            os.fsync(self._fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._end)
+            raise StoreWriteError(
+                f"cannot write to {self.dir / RECORDS}: {e.strerror or e} (the record was not kept; everything "
+                "before it is stored: free space and run the same command again to resume)") from None
+        self._end += n
 
     def has_sample(self, problem_id: str, index: int) -> bool:
         return index in self.data.samples.get(problem_id, {})
@@ -256,7 +275,9 @@ class RunStore:
         return True
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> RunStore:
         return self

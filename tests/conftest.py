@@ -10,6 +10,7 @@ scope for fixtures and tests). Fixtures:
 - `server_url` -> "http://127.0.0.1:PORT": `python -m vllm.entrypoints.openai.api_server` on
   that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
   its process group at the end; it runs the TIP logits processor. Its log goes to a temporary file quoted on a failed start.
+  `TIRMATH_TEST_SERVER=URL` uses a server already started that way instead.
 """
 
 from __future__ import annotations
@@ -88,12 +89,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def server_url(default_model_dir: Path) -> Iterator[str]:
+def start_vllm_server(model_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start vLLM's OpenAI server on a free port in its own process group: (process, url, log file)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "4096",
            "--seed", "0", "--enable-prefix-caching",
            # the thought-switching penalty (V1-runner interface: pin the runner on GPU boxes)
@@ -111,6 +112,16 @@ def server_url(default_model_dir: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+    return proc, url, log
+
+
+@pytest.fixture(scope="session")
+def server_url(default_model_dir: Path) -> Iterator[str]:
+    given = os.environ.get("TIRMATH_TEST_SERVER")  # a vLLM server already serving the default model folder
+    if given:
+        yield given.rstrip("/")
+        return
+    proc, url, log = start_vllm_server(default_model_dir)
     try:
         _wait_ready(proc, url, log)
         yield url

@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from agent.backends.base import BackendError
-from agent.errors import UserError
+from agent.errors import RunStopped, UserError
 
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("evals.cli:report_main", "markdown, plots and an HTML viewer for a run"),
     "compare": ("evals.cli:compare_main", "compare two runs side by side"),
     "gen-tir": ("evals.cli:gen_tir_main", "generate a filtered TIR training dataset"),
+    "merge-runs": ("evals.cli:merge_runs_main", "merge the run stores of --shard K/N runs into one"),
     "replay": ("evals.replay:main", "replay recorded samples under stopping/budget policies"),
     "train": ("training.cli:train_main", "train with a recipe: sft | grpo | dpo"),
     "merge": ("training.cli:merge_main", "linear merge of two checkpoints"),
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"tirmath {name}: error: {e}", file=sys.stderr)
         return 2
-    except BackendError as e:  # a server or engine failed: not the user's mistake, but one line too
+    except (BackendError, RunStopped) as e:  # a server or engine failed, the disk is full: one line too
         print(f"tirmath {name}: error: {e} (finished work is kept; run the same command again to resume)",
               file=sys.stderr)
         return 1

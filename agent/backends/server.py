@@ -1,31 +1,47 @@
 """Backend for an OpenAI-compatible server's `/v1/completions` (vLLM, SGLang, lmdeploy, TRT-LLM,
 llama.cpp), streaming over HTTP with aiohttp.
 
-Prompts go as token-id lists (the chat template is applied locally with `tokenizer`, loaded
-from a local folder or the model name), so a TIR continuation is never re-tokenised. Each
-request asks for `include_stop_str_in_output` and `return_token_ids` (both honoured by vLLM's
-server; verified on vllm 0.32); `GenParams.extra_args` go as `vllm_xargs` (vLLM: the thought-switching
-penalty needs a server started with `--logits-processors agent.backends.tip_vllm:TIPLogitsProcessor`). When a server sends no token ids for a chunk, the chunk's text
-is tokenised locally instead: that is exact for plain text but may split differently from the
-model at chunk boundaries, so prefer a server that returns ids. Closing a stream (breaking
-out of `stream()` or `abort()`) closes the HTTP response, which aborts the request on the
-server. An unreachable server is a UserError at `open()` (GET /v1/models, short timeout).
+At `open()` the server is probed once (`server_probe.probe`) and each request takes the shape
+it accepts: prompts as token ids where accepted (so a TIR continuation is never re-tokenised),
+else the same chat-templated prompt as text, with one notice line that a continuation may be
+tokenised differently at its seams. Token ids come back from servers that return them
+(vLLM's `return_token_ids`); otherwise each chunk's text is tokenised locally and an
+end-of-sequence id is appended when the model stopped on its own. Stop strings are sent to
+servers that keep them in the output (`include_stop_str_in_output`); for servers that strip
+them, they are matched here instead, the text is cut just after the stop string and the
+request is closed, so the TIR loop sees the closing fence exactly as from vLLM. Per-request
+settings: `min_p`, `stop_token_ids` (harmony), top-k `logprobs` (keyed "token_id:N" through
+vLLM's `return_tokens_as_token_ids`), and `GenParams.extra_args` as `vllm_xargs` (the
+thought-switching penalty needs a vLLM server started with
+`--logits-processors agent.backends.tip_vllm:TIPLogitsProcessor`).
 
-It does not start servers (tests do) and does not retry failed requests.
+The served model name comes from `/v1/models`; `--model` may be a local tokenizer folder (then
+the served name is used in requests). Failures say what happened in one line: an HTTP error
+carries the server's message (`ServerError`); a dead, refusing or stalled server is a
+`ServerDown`; both are `BackendError`s, which stop the run with one line unless a failover
+pool moves the work to another server. Closing a stream (breaking out of `stream()` or
+`abort()`) closes the HTTP response, which aborts the request on the server.
+
+It does not start servers (tests do) and does not retry: `failover.FailoverBackend` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.backends.base import BackendError, Chunk, GenParams, eos_ids_of
+from agent.backends.base import Chunk, GenParams, eos_ids_of
+from agent.backends.errors import ServerDown, ServerError, error_message
+from agent.backends.server_probe import VLLM_EXTRAS, ServerCaps, get_json, probe
 from agent.errors import UserError
 
 CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 600.0  # seconds without a byte on a stream before the server counts as down
+log = logging.getLogger("tirmath.server")
 
 
 def _base_url(url: str) -> str:
@@ -38,33 +54,47 @@ class ServerBackend:
 
     name = "server"
 
-    def __init__(self, url: str, model: str | None = None, tokenizer: Any = None) -> None:
+    def __init__(self, url: str, model: str | None = None, tokenizer: Any = None,
+                 caps: ServerCaps | None = None) -> None:
         self.url = _base_url(url)
         self.model = model
         self.tokenizer = tokenizer
-        self.eos_token_ids: tuple[int, ...] = ()
-        self.max_model_len: int | None = None  # the served context, when the server reports it
+        self.caps = caps or ServerCaps()
+        self.max_model_len: int | None = self.caps.max_model_len  # the served context, when the server tells
+        self.eos_token_ids: tuple[int, ...] = eos_ids_of(tokenizer) if tokenizer is not None else ()
+        self.read_timeout = READ_TIMEOUT
         self._session: Any = None
-        self._contexts: list[tuple[str, int]] = []
         self._responses: dict[str, Any] = {}
+        self._aborted: set[str] = set()
 
     @classmethod
     async def open(
         cls, url: str, model: str | None = None, tokenizer: Any = None, timeout: float = CONNECT_TIMEOUT
     ) -> ServerBackend:
-        """Check the server answers, learn the served model name, load the tokenizer.
+        """Check the server answers, learn the served model name, load the tokenizer, probe the server.
 
         `tokenizer` may be a tokenizer object, a local folder / hub id to load one from, or
-        None (then the served model name is used, which works when it is a folder or hub id).
+        None (then `model`, if a local folder, else the served model name, which works when it
+        is a folder or hub id).
         """
         backend = cls(url, None, None)
-        served = await backend._served_models(timeout)
+        entries = await backend._served_models(timeout)
+        served = [(str(m["id"]), m.get("root")) for m in entries]
         backend.model, source = _pick_model(backend.url, served, model)
         if tokenizer is not None:
             source = tokenizer
         backend.tokenizer = _load_tokenizer(source) if isinstance(source, str) else source
         backend.eos_token_ids = eos_ids_of(backend.tokenizer)
-        backend.max_model_len = dict(backend._contexts).get(backend.model)
+        entry = next(m for m in entries if str(m["id"]) == backend.model)
+        try:
+            backend.caps = await probe(backend._client(), backend.url, backend.model, backend.tokenizer,
+                                       entry, str(source) if isinstance(source, str) else "the given tokenizer")
+        except BaseException:
+            await backend.close()
+            raise
+        backend.max_model_len = backend.caps.max_model_len
+        for note in backend.caps.notes:
+            log.warning(note)
         return backend
 
     def _client(self) -> Any:
@@ -73,38 +103,45 @@ class ServerBackend:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),  # one connection per concurrent stream
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.read_timeout),
             )
         return self._session
 
-    async def _served_models(self, timeout: float) -> list[tuple[str, str | None]]:
-        """(name, root) of each served model; `root` is vLLM's source folder, if reported."""
+    async def _served_models(self, timeout: float) -> list[dict[str, Any]]:
+        """The `data` entries of /v1/models (id, vLLM's `root` and `max_model_len`, ...)."""
         import aiohttp
 
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
                 async with s.get(f"{self.url}/v1/models") as r:
                     if r.status != 200:
-                        raise UserError(f"server {self.url} answered HTTP {r.status} to GET /v1/models")
-                    body = await r.json()
+                        msg = error_message(await r.read())
+                        raise UserError(f"server {self.url} answered HTTP {r.status} to GET /v1/models: {msg}")
+                    body = await r.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise UserError(f"cannot reach server {self.url}: {type(e).__name__}: {e}") from e
-        data = body.get("data", [])
-        self._contexts = [(str(m["id"]), m.get("max_model_len")) for m in data if isinstance(m.get("max_model_len"), int)]
-        return [(str(m["id"]), m.get("root")) for m in data]
+        return [m for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
 
-    def _body(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> dict[str, Any]:
+    # -- request shape: small pieces, one per concern ------------------------------------------
+
+    def request_body(self, prompt_ids: Sequence[int], params: GenParams) -> dict[str, Any]:
+        """The JSON body of one streamed /v1/completions request, in the shape this server accepts."""
+        return {"model": self.model, "prompt": self._prompt_field(prompt_ids), "stream": True,
+                **self._sampling_fields(params), **self._extra_fields()}
+
+    def _prompt_field(self, prompt_ids: Sequence[int]) -> list[int] | str:
+        ids = [int(i) for i in prompt_ids]  # fails loud on a BatchEncoding
+        if self.caps.token_prompts:
+            return ids
+        return str(self.tokenizer.decode(ids, skip_special_tokens=False))
+
+    def _sampling_fields(self, params: GenParams) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": [int(i) for i in prompt_ids],  # fails loud on a BatchEncoding
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p if params.temperature > 0 else 1.0,
-            "stream": True,
-            "include_stop_str_in_output": True,
-            "return_token_ids": True,
         }
-        if params.stop:
+        if params.stop and self.caps.keeps_stop:  # else matched here (see _Decoder)
             body["stop"] = list(params.stop)
         if params.ignore_eos:
             body["ignore_eos"] = True
@@ -121,32 +158,48 @@ class ServerBackend:
             body["vllm_xargs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in params.extra_args}
         return body
 
-    async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
-        """Yield chunks of one request; leaving the loop early closes it (the server aborts)."""
-        body = self._body(prompt_ids, params, request_id)
-        headers = {"X-Request-Id": request_id}
+    def _extra_fields(self) -> dict[str, Any]:
+        return dict(VLLM_EXTRAS) if (self.caps.token_ids_out or self.caps.keeps_stop) else {}
+
+    # -- streaming ------------------------------------------------------------------------------
+
+    async def _post(self, body: dict[str, Any], request_id: str) -> Any:
         import aiohttp
 
         try:
-            response = await self._client().post(f"{self.url}/v1/completions", json=body, headers=headers)
-        except (aiohttp.ClientError, OSError) as e:
-            raise BackendError(f"server {self.url} is not answering: {type(e).__name__}: {e}", self.url) from e
+            # no X-Request-Id header: llama-cpp-python refuses one that is not a UUID (empty HTTP 400)
+            response = await self._client().post(f"{self.url}/v1/completions", json=body)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise ServerDown(self.url, None, f"{type(e).__name__}: {e}") from e
+        if response.status != 200:
+            raw = await response.read()
+            response.close()
+            cls = ServerDown if response.status >= 500 else ServerError
+            raise cls(self.url, response.status, error_message(raw))
+        return response
+
+    async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
+        """Yield chunks of one request; leaving the loop early closes it (the server aborts)."""
+        response = await self._post(self.request_body(prompt_ids, params), request_id)
         self._responses[request_id] = response
-        finished = False
+        decoder = _Decoder(self, params)
         try:
-            if response.status != 200:
-                raise BackendError(_http_error(self.url, response.status, await response.text()), self.url)
-            async for chunk in self._chunks(response):
-                finished = chunk.finish_reason is not None
-                yield chunk
-            if not finished:  # stream closed by abort() or the server
+            async for choice in self._choices(response, request_id):
+                chunk = decoder.feed(choice)
+                if chunk is not None:
+                    yield chunk
+                if decoder.finished:
+                    return
+            if request_id in self._aborted:
                 yield Chunk("", (), finish_reason="abort")
-                finished = True
+            else:
+                raise ServerDown(self.url, None, "the stream ended before the completion finished")
         finally:
             self._responses.pop(request_id, None)
+            self._aborted.discard(request_id)
             response.close()
 
-    async def _chunks(self, response: Any) -> AsyncIterator[Chunk]:
+    async def _choices(self, response: Any, request_id: str) -> AsyncIterator[dict[str, Any]]:
         import aiohttp
 
         try:
@@ -159,32 +212,23 @@ class ServerBackend:
                     return
                 event = json.loads(data)
                 if "error" in event:
-                    raise BackendError(f"server {self.url} error: {_message(event['error'])}", self.url)
+                    raise ServerError(self.url, None, error_message(data))
                 for choice in event.get("choices", []):
-                    yield self._to_chunk(choice)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
-            if response.closed:  # closed by abort(): the caller gets an "abort" chunk
+                    yield choice
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            if request_id in self._aborted:  # closed by abort(): the caller gets an "abort" chunk
                 return
-            raise BackendError(f"server {self.url} dropped the stream: {type(e).__name__}: {e}", self.url) from e
+            raise ServerDown(self.url, None, f"stream broke off ({type(e).__name__}: {e})") from e
 
-    def _to_chunk(self, choice: dict[str, Any]) -> Chunk:
-        text = choice.get("text") or ""
-        ids = choice.get("token_ids")
-        if ids is None:  # server does not return ids: tokenise the text locally
-            ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
-        stop = choice.get("stop_reason")
-        return Chunk(
-            text=text,
-            token_ids=tuple(int(i) for i in ids),
-            finish_reason=choice.get("finish_reason"),
-            stop_reason=stop if isinstance(stop, str) else None,
-            logprobs=parse_logprobs(choice.get("logprobs")),
-        )
+    async def healthy(self, timeout: float = CONNECT_TIMEOUT) -> bool:
+        """True when the server answers GET /v1/models (used to bring a down server back)."""
+        return await get_json(self._client(), self.url, "/v1/models", timeout) is not None
 
     async def abort(self, request_id: str) -> None:
         """Close the request's HTTP stream; the server aborts the request."""
         response = self._responses.pop(request_id, None)
         if response is not None:
+            self._aborted.add(request_id)
             response.close()
 
     async def close(self) -> None:
@@ -196,22 +240,59 @@ class ServerBackend:
             self._session = None
 
 
-def _message(error: Any) -> str:
-    """The human part of an OpenAI-style error payload ({"message": ...} or a string)."""
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("detail") or error)
-    return str(error)
+class _Decoder:
+    """Turns one request's streamed choices into Chunks: ids, restored stop strings, EOS."""
 
+    def __init__(self, backend: ServerBackend, params: GenParams) -> None:
+        self.tok = backend.tokenizer
+        self.caps = backend.caps
+        self.stops = tuple(params.stop)
+        self.local_stops = bool(self.stops) and not self.caps.keeps_stop
+        self.text = ""  # all text passed on so far
+        self.finished = False
 
-def _http_error(url: str, status: int, body: str) -> str:
-    """One line for a refused request, carrying the server's own message."""
-    try:
-        payload = json.loads(body)
-        detail = _message(payload.get("error", payload.get("detail", payload))) if isinstance(payload, dict) else body
-    except json.JSONDecodeError:
-        detail = body
-    detail = " ".join(str(detail).split())[:400] or "(empty body)"
-    return f"server {url} answered HTTP {status}: {detail}"
+    def _ids(self, text: str) -> tuple[int, ...]:
+        return tuple(int(i) for i in self.tok.encode(text, add_special_tokens=False)) if text else ()
+
+    def feed(self, choice: dict[str, Any]) -> Chunk | None:
+        text = str(choice.get("text") or "")
+        finish = choice.get("finish_reason")
+        if self.local_stops:
+            hit = self._match(text)
+            if hit is not None:
+                cut, matched = hit
+                self.finished = True
+                self.text += cut
+                return Chunk(cut, self._ids(cut), finish_reason="stop", stop_reason=matched,
+                             logprobs=parse_logprobs(choice.get("logprobs")))
+        ids = choice.get("token_ids")
+        out_ids = tuple(int(i) for i in ids) if isinstance(ids, list) else self._ids(text)
+        self.text += text
+        reported = choice.get("stop_reason")
+        stop: str | None = reported if isinstance(reported, str) else None
+        if finish == "stop" and stop is None:
+            stop = next((s for s in self.stops if self.text.endswith(s)), None) if self.caps.keeps_stop else None
+            eos = getattr(self.tok, "eos_token_id", None)
+            if stop is None and not isinstance(ids, list) and eos is not None:
+                out_ids += (int(eos),)  # the model ended on its own: as vLLM reports it
+        self.finished = finish is not None
+        if not text and not out_ids and finish is None:
+            return None
+        return Chunk(text=text, token_ids=out_ids, finish_reason=finish, stop_reason=stop,
+                     logprobs=parse_logprobs(choice.get("logprobs")))
+
+    def _match(self, text: str) -> tuple[str, str] | None:
+        """(text up to and with the first stop string, that string) if one completes in `text`."""
+        joined = self.text + text
+        start = max(0, len(self.text) - max(len(s) for s in self.stops) + 1)
+        best: tuple[int, str] | None = None
+        for s in self.stops:
+            at = joined.find(s, start)
+            if at >= 0 and (best is None or at + len(s) < best[0]):
+                best = (at + len(s), s)
+        if best is None:
+            return None
+        return joined[len(self.text) : best[0]], best[1]
 
 
 def _token_key(key: str) -> int:
@@ -235,7 +316,8 @@ def _pick_model(url: str, served: list[tuple[str, str | None]], model: str | Non
     """(served model name, tokenizer source) for the `model` the user named (or None).
 
     `model` may be a served name, or a local folder: then the tokenizer comes from it and the
-    served model is the one whose vLLM `root` is that folder, or the only one served.
+    served model is the one whose vLLM `root` is that folder, or the only one served (e.g.
+    llama.cpp, which names its model by the GGUF path).
     """
     if not served:
         raise UserError(f"server {url} lists no models at /v1/models")
@@ -247,7 +329,7 @@ def _pick_model(url: str, served: list[tuple[str, str | None]], model: str | Non
             match = [n for n, root in served if root and str(Path(root).resolve()) == want]
             if match or len(served) == 1:
                 return (match or names)[0], want
-            raise UserError(f"server {url} serves {names}; none of them is {model}")
+            raise UserError(f"server {url} serves {names}; none of them is {model}: give --model one of those names")
         name, root = served[0]
         return name, root if root and Path(root).is_dir() else name
     if model not in names:
@@ -263,5 +345,6 @@ def _load_tokenizer(source: str) -> Any:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as e:
         raise UserError(
-            f"cannot load a tokenizer from {source!r} (pass --tokenizer with a local model folder): {e}"
+            f"cannot load a tokenizer from {source!r} (give --model a local folder with the served "
+            f"model's tokenizer, or its hub id): {e}"
         ) from e
