@@ -42,43 +42,71 @@ RECORDS = "records.jsonl"
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """One finished sample: the graded summary plus the full trace."""
+    """One finished sample: its full trace and its verdict against the reference. Every summary
+    field (problem id, index, answer, tokens, finish, timings, ...) is read from the trace, so a
+    stored line holds each fact once; lines written before (with the summary copied beside the
+    trace) still load, from their trace."""
 
-    problem_id: str
-    index: int
-    seed: int
-    mode: str
-    answer: int | None
-    answer_raw: str | None
-    correct: bool
-    tokens: int
-    tool_calls: int
-    tool_statuses: tuple[str, ...]
-    finish: str
-    started: float
-    seconds: float
     trace: Trace
+    correct: bool
+
+    @property
+    def problem_id(self) -> str:
+        return self.trace.problem_id
+
+    @property
+    def index(self) -> int:
+        return self.trace.index
+
+    @property
+    def seed(self) -> int:
+        return self.trace.seed
+
+    @property
+    def mode(self) -> str:
+        return self.trace.mode
+
+    @property
+    def answer(self) -> int | None:
+        return self.trace.answer.value if self.trace.answer else None
+
+    @property
+    def answer_raw(self) -> str | None:
+        return self.trace.answer.raw if self.trace.answer else None
+
+    @property
+    def tokens(self) -> int:
+        return self.trace.tokens
+
+    @property
+    def tool_calls(self) -> int:
+        return self.trace.tool_calls
+
+    @property
+    def tool_statuses(self) -> tuple[str, ...]:
+        return self.trace.tool_statuses
+
+    @property
+    def finish(self) -> str:
+        return self.trace.finish
+
+    @property
+    def started(self) -> float:
+        return self.trace.started
+
+    @property
+    def seconds(self) -> float:
+        return self.trace.seconds
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": STORE_SCHEMA, "trace_schema": SCHEMA_VERSION, "kind": "sample",
-            "problem_id": self.problem_id, "index": self.index, "seed": self.seed, "mode": self.mode,
-            "answer": self.answer, "answer_raw": self.answer_raw, "correct": self.correct,
-            "tokens": self.tokens, "tool_calls": self.tool_calls, "tool_statuses": list(self.tool_statuses),
-            "finish": self.finish, "started": self.started, "seconds": self.seconds,
+            "schema": STORE_SCHEMA, "trace_schema": SCHEMA_VERSION, "kind": "sample", "correct": self.correct,
             "trace": self.trace.to_dict(with_tokens=bool(self.trace.token_ids)),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleRecord:
-        return cls(
-            problem_id=str(d["problem_id"]), index=int(d["index"]), seed=int(d["seed"]), mode=d["mode"],
-            answer=d.get("answer"), answer_raw=d.get("answer_raw"), correct=bool(d["correct"]),
-            tokens=int(d["tokens"]), tool_calls=int(d["tool_calls"]),
-            tool_statuses=tuple(d.get("tool_statuses", ())), finish=d["finish"],
-            started=float(d.get("started", 0.0)), seconds=float(d.get("seconds", 0.0)),
-            trace=Trace.from_dict(d["trace"]),
-        )
+        return cls(trace=Trace.from_dict(d["trace"]), correct=bool(d["correct"]))
 
 
 @dataclass(frozen=True)
@@ -118,14 +146,7 @@ def sample_record(problem: Problem, trace: Trace) -> SampleRecord:
     """Grade a trace against the problem's reference (the one scoring path) into a record."""
     from agent.answers import is_correct
 
-    ans = trace.answer
-    return SampleRecord(
-        problem_id=problem.id, index=trace.index, seed=trace.seed, mode=trace.mode,
-        answer=ans.value if ans else None, answer_raw=ans.raw if ans else None,
-        correct=is_correct(ans, problem.answer, problem.modulus), tokens=trace.tokens,
-        tool_calls=trace.tool_calls, tool_statuses=trace.tool_statuses, finish=trace.finish,
-        started=trace.started, seconds=trace.seconds, trace=trace,
-    )
+    return SampleRecord(trace=trace, correct=is_correct(trace.answer, problem.answer, problem.modulus))
 
 
 def problem_record(result: Result, samples: int, position: int, time_budget: float | None = None) -> ProblemRecord:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.types import Answer, Problem, Trace
+from agent.types import Answer, Problem, Step, Trace
 from evals.metrics import budget_curve, group_metrics, majority, pass_at_k, problem_rows, run_metrics
 from evals.store import ProblemRecord, RunData, SampleRecord
 
@@ -14,9 +14,9 @@ from evals.store import ProblemRecord, RunData, SampleRecord
 def rec(pid: str, i: int, answer: int | None, correct: bool, tokens: int, mode: str = "cot",
         finish: str = "answer", statuses: tuple[str, ...] = ()) -> SampleRecord:
     ans = Answer(str(answer), answer, "boxed") if answer is not None else None
-    t = Trace(pid, i, i, mode, (), ans, finish, tokens, len(statuses))  # type: ignore[arg-type]
-    return SampleRecord(pid, i, i, mode, answer, str(answer), correct, tokens, len(statuses), statuses,
-                        finish, 0.0, 1.0, t)
+    steps = tuple(Step("output", "", status=s) for s in statuses)
+    t = Trace(pid, i, i, mode, steps, ans, finish, tokens, len(statuses), seconds=1.0)  # type: ignore[arg-type]
+    return SampleRecord(t, correct)
 
 
 # Problem A (reference 5): answers 5, 5, 3, None -> 2 of 4 correct, majority 5 (right)
