@@ -27,8 +27,7 @@ def install_offline() -> None:
 
 
 def make() -> object:
-    from agent.rollout import RolloutConfig
-    from agent.solve import SolveConfig
+    from agent.config import EngineConfig, RolloutConfig, SolveConfig
     from evals.kaggle import KaggleConfig, make_predict
 
     env = os.environ.get
@@ -37,11 +36,11 @@ def make() -> object:
         tir_ratio=float(env("TIRMATH_TIR_RATIO", "0.5")),
         rollout=RolloutConfig(max_tokens=int(env("TIRMATH_MAX_TOKENS", "16384"))),
         policy="consistency:4/5",
+        time_budget=float(env("TIRMATH_TIME_BUDGET", str(9 * 3600 - 900))),  # the whole run's
     )
-    kaggle = KaggleConfig(competition="aimo3", time_budget=float(env("TIRMATH_TIME_BUDGET", str(9 * 3600 - 900))),
-                          run_dir=env("TIRMATH_RUN_DIR", "tirmath_run"))
+    kaggle = KaggleConfig(competition="aimo3", run_dir=env("TIRMATH_RUN_DIR", "tirmath_run"))
     # The engine starts in the background now; the first predict call waits for it.
-    return make_predict(kaggle, config=config, model=env("TIRMATH_MODEL") or None)
+    return make_predict(kaggle, config=config, engine=EngineConfig(model=env("TIRMATH_MODEL") or None))
 
 
 def serve(predict: object) -> None:
