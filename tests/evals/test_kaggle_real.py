@@ -66,12 +66,14 @@ def test_kaggle_local_killed_and_resumed(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "tirmath", "kaggle-local", "--csv", str(csv), "--competition", "aimo3",
            "--time-budget", "1500", "--samples", "2", "--tir-ratio", "0", "--max-tokens", "48",
            "--max-model-len", "2048", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(),
-                            cwd=ROOT, start_new_session=True)
+    log = tmp_path / "first.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env(), cwd=ROOT,
+                                start_new_session=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # "[1/3] ID: ANSWER ... used S s, left L s"
-        assert first.startswith("[1/3] "), first
+        assert first.startswith("[1/3] "), log.read_text()[-2000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
