@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from transformers import HfArgumentParser
 
 from agent.config import SPEC, RolloutConfig, SolveConfig, spec_of, validate
 from agent.errors import UserError
+from sandbox.errors import one_line_error
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -51,6 +51,8 @@ class ConfigParser(HfArgumentParser):
         files.add_argument("--config", metavar="FILE.yaml", help="settings from a YAML file of `field: value` "
                            "pairs (flags given on the command line win)")
         files.add_argument("--preset", metavar="NAME", help=f"a shipped settings file: {', '.join(presets()) or '-'}")
+        for action in self._actions:  # show the dashed spelling (--max-tokens) first in usage and help
+            action.option_strings = sorted(action.option_strings, key=lambda o: (o.startswith("--") and "_" in o, o.startswith("--no")))
         if defaults:
             self.set_defaults(**defaults)
 
@@ -98,19 +100,14 @@ class ConfigParser(HfArgumentParser):
                 if unknown:
                     raise UserError(f"{where}: unknown setting {unknown[0][2:]!r}")
                 tokens += file_tokens
-        ns = self.parse_args(tokens + argv)
-        return build_groups(self.groups, ns)
-
-
-def one_line_error(message: str) -> str:
-    """argparse's message with the flag in its dashed spelling ("argument --a_b/--a-b: x" -> "--a-b: x")."""
-    m = re.match(r"argument (\S+?): (.*)", message, re.S)
-    if m:
-        flag = m.group(1).split("/")[-1]
-        return f"{flag}: {m.group(2)}".splitlines()[0]
-    if message.startswith("unrecognized arguments:"):
-        return f"unknown flag or extra argument:{message.split(':', 1)[1]} (see --help)"
-    return message.splitlines()[0]
+        try:
+            return build_groups(self.groups, self.parse_args(tokens + argv))
+        except UserError as e:  # a bad value that came from a settings file: say which file
+            flag = str(e).split(":", 1)[0]
+            sources = [f for f, p in (("--preset", known.preset), ("--config", known.config)) if p]
+            if flag in tokens[::2] and flag not in argv and sources:
+                raise UserError(f"{e} (from {sources[-1]} {known.config or known.preset})") from None
+            raise
 
 
 def build_groups(groups: Sequence[type], ns: argparse.Namespace) -> dict[type, Any]:

@@ -98,6 +98,14 @@ def _check_speculative(text: str) -> None:
                         'e.g. {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}')
 
 
+def _check_url(url: str) -> None:
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise UserError(f"{url!r} is not a server URL; expected e.g. http://127.0.0.1:8000/v1")
+
+
 DTYPES = ("auto", "float32", "float", "bfloat16", "float16", "half")
 
 
@@ -108,7 +116,8 @@ class EngineConfig:
     model: str | None = setting(None, "HF hub id or local folder (default: the built-in SmolLM2-135M-Instruct); "
                                 "with --server, the served model or a folder with its tokenizer")
     server: tuple[str, ...] = setting((), "OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 "
-                                      "(repeat to spread the work over several servers)", repeat=True)
+                                      "(repeat to spread the work over several servers)", repeat=True,
+                                      check=_check_url)
     engine: Literal["vllm", "hf"] = setting("vllm", "in-process engine: vllm or hf (transformers, slow)")
     dtype: str | None = setting(None, "engine dtype (default: float32 for the built-in model, else auto)",
                                 choices=DTYPES)
@@ -180,7 +189,7 @@ class SolveConfig:
                                         lo=0, lo_open=True)
     policy: str = setting("fixed", "stop policy: fixed, agree:K, consistency:K/N, posterior:P (alias sprt:P)",
                           check=_check_policy)
-    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, fitted:FILE", check=_check_weight)
+    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, sentence (final-answer sentences count less), fitted:FILE", check=_check_weight)
     concurrency: int | None = setting(None, "samples in flight per problem (default: all)", lo=1,
                                       flags=("--sample-concurrency",))
     warm_prefix: bool = setting(True, "start one sample per mode first so the rest reuse its prefix cache")

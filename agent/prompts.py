@@ -8,7 +8,10 @@ Families:
             ```python / ```output format so the model writes code at all.
   "gpt-oss" harmony-format models: served through a chat template as "qwen" for now; native
             harmony tool calls are not implemented (the TIR format is the ```python one).
-`family="auto"` guesses from the model name. This module does not know how code is run.
+`family="auto"` guesses from the model name. A `system` prompt (a name in SYSTEM_PROMPTS, e.g.
+Fast-Math-R1's training prompts, or any text) replaces the family's template with a system turn
+and the problem alone as the user turn (the TIR instruction is kept in TIR mode), as the
+Fast-Math-R1 reference trained. This module does not know how code is run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,23 @@ INTEGER_NOTE = "The answer is an integer."
 MODULUS_NOTE = "The final answer is an integer between 0 and {top}."
 
 QWEN_SYSTEM = "You are a helpful and careful mathematician."
+
+# Fast-Math-R1's training system prompts, verbatim from analokmaus/kaggle-aimo2-fast-math-r1
+# (experiments/train_first_stage.py and train_second_stage.py, create_prompt). The doubled braces
+# are the reference's own: its strings are not format strings, so the model saw `\boxed{{}}`.
+FAST_MATH_SFT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{{}}."
+FAST_MATH_GRPO_SYSTEM = (
+    "You are a helpful and harmless assistant. You are Qwen developed by Alibaba. "
+    "You should think step-by-step. Return final answer within \\boxed{{}}."
+)
+SYSTEM_PROMPTS = {"fast-math-sft": FAST_MATH_SFT_SYSTEM, "fast-math-grpo": FAST_MATH_GRPO_SYSTEM}
+
+
+def system_text(system: str | None) -> str | None:
+    """A named system prompt's text (SYSTEM_PROMPTS), the given text itself, or None for ''/None."""
+    if not system:
+        return None
+    return SYSTEM_PROMPTS.get(system, system)
 
 SMALL_EXAMPLE_PROBLEM = "What is the sum of the squares of the integers from 1 to 10?"
 SMALL_EXAMPLE_TIR = (
@@ -67,10 +87,19 @@ def _user_text(problem: Problem, mode: Mode) -> str:
     return "\n".join(parts)
 
 
-def render(problem: Problem, mode: Mode, family: str = "small") -> list[dict[str, str]]:
-    """Chat messages for one sample of `problem` in `mode` for a model `family`."""
+def render(problem: Problem, mode: Mode, family: str = "small", system: str | None = None) -> list[dict[str, str]]:
+    """Chat messages for one sample of `problem` in `mode` for a model `family` (see `system`
+    in the module docstring)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
+    text = system_text(system)
+    if text is not None:
+        parts = [problem.text.strip()]
+        if problem.modulus:
+            parts.append(MODULUS_NOTE.format(top=problem.modulus - 1))
+        if mode == "tir":
+            parts.append(TIR_INSTRUCTION)
+        return [{"role": "system", "content": text}, {"role": "user", "content": "\n\n".join(parts)}]
     user = _user_text(problem, mode)
     if family == "r1":
         return [{"role": "user", "content": user}]

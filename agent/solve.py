@@ -29,10 +29,9 @@ from agent.policy import StopPolicy, make_policy
 from agent.prompts import prompt_ids
 from agent.rollout import Deadline, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
-from agent.vote import WeightFn, make_weight, vote
+from agent.vote import WeightFn, make_weight, vote, voters
 from sandbox.protocols import KernelPoolLike
 
-NON_VOTING = ("aborted", "error")
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
 ReviseFn = Callable[[float, Sequence[Trace], int, float], float]
 
@@ -46,11 +45,6 @@ def sample_seed(base_seed: int, problem_id: str, index: int) -> int:
 def plan_modes(samples: int, tir_ratio: float) -> list[Mode]:
     """Spread TIR samples evenly among CoT ones: index i is TIR when floor((i+1)r) > floor(ir)."""
     return ["tir" if int((i + 1) * tir_ratio + 1e-9) > int(i * tir_ratio + 1e-9) else "cot" for i in range(samples)]
-
-
-def voters(traces: Sequence[Trace]) -> list[Trace]:
-    """Traces whose answers count: not aborted, not failed."""
-    return [t for t in traces if t.finish not in NON_VOTING]
 
 
 def check_context(problem: Problem, backend: Backend, config: SolveConfig) -> None:
@@ -109,7 +103,7 @@ class ProblemRun:
         self.start = time.monotonic()
         self.budget = config.time_budget
         self.deadline = Deadline(self.start + self.budget) if self.budget else None
-        self.done: list[Trace] = sorted(skip, key=lambda t: t.index)
+        self.done: list[Trace] = list(skip)  # in completion order (the run store keeps it): part of the tie-break
         have = {t.index for t in self.done}
         self.todo = [i for i in range(config.samples) if i not in have]
         self.cancel = asyncio.Event()

@@ -13,7 +13,7 @@ SCHEMA_VERSION = 1
 
 Mode = Literal["cot", "tir"]
 StepKind = Literal["text", "code", "output"]
-AnswerSource = Literal["boxed", "code_output"]
+AnswerSource = Literal["boxed", "code_output", "final_answer"]
 # Why a sample ended:
 #   "answer"     boxed answer given after </think> (Fast-Math style stop) or end of sequence
 #   "eos"        the model ended without a boxed answer

@@ -1,8 +1,11 @@
 """Weighted majority voting over samples, and the named weight schemes.
 
-`vote(traces, weight)` tallies the integer answers of the given traces (CoT and TIR mixed;
-samples without an integer answer do not vote). Traces must be passed in completion order
-(the order they finished): that order is part of the tie-break.
+`vote(traces, weight)` tallies the integer answers of the given traces (CoT and TIR mixed).
+Only voting samples count (`voters`): a sample that was aborted or failed (finish "aborted" or
+"error") does not vote, whatever partial answer it holds, and neither does one without an
+integer answer. This is the one vote: the live agent, the eval metrics and reports, and the
+replay simulator all call it. Traces must be passed in completion order (the order they
+finished): that order is part of the tie-break.
 
 Tie-break, deterministic, in this order:
   1. higher total weight;
@@ -17,6 +20,9 @@ Weight schemes (`make_weight(spec)`), a scheme's weight must be >= 0:
                       everyone else counts 1.
   "aimo2[:T[:F]]"     answers with |value| < T (default 10) count F (default 0.5): AIMO2 teams
                       saw that a model that fails tends to fall back on tiny answers (0, 1, 2).
+  "sentence[:F]"      answers read from a final-answer sentence ("The final answer is N",
+                      "Answer: N"; source "final_answer") rather than a box or code output
+                      count F (default 0.5).
   "fitted:PATH"       a logistic model over trace features fitted by `agent.weights` (JSON file).
   "A*B"               the product of two or more schemes, e.g. "tir_clean*aimo2".
 
@@ -33,6 +39,17 @@ from agent.features import code_clean, printed_matches
 from agent.types import Trace, Vote
 
 WeightFn = Callable[[Trace], float]
+NON_VOTING = ("aborted", "error")  # finish reasons whose answers never count
+
+
+def is_voter(trace: Trace) -> bool:
+    """A finished sample whose answer counts: not aborted, not failed."""
+    return trace.finish not in NON_VOTING
+
+
+def voters(traces: Sequence[Trace]) -> list[Trace]:
+    """The traces whose answers count (see `is_voter`), in the given order."""
+    return [t for t in traces if is_voter(t)]
 
 
 def uniform(trace: Trace) -> float:
@@ -63,6 +80,16 @@ class SmallAnswerPenalty:
         if trace.answer is not None and trace.answer.value is not None and abs(trace.answer.value) < self.threshold:
             return self.factor
         return 1.0
+
+
+@dataclass(frozen=True)
+class SentencePenalty:
+    """Weight `factor` for answers read from a final-answer sentence instead of a box."""
+
+    factor: float = 0.5
+
+    def __call__(self, trace: Trace) -> float:
+        return self.factor if trace.answer is not None and trace.answer.source == "final_answer" else 1.0
 
 
 @dataclass(frozen=True)
@@ -110,17 +137,21 @@ def make_weight(spec: str | None) -> WeightFn:
         vals = _floats(spec, params, 2)
         threshold = int(vals[0]) if vals else 10
         return SmallAnswerPenalty(threshold, vals[1] if len(vals) > 1 else 0.5)
-    raise UserError(f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], fitted:PATH")
+    if name == "sentence":
+        return SentencePenalty(*_floats(spec, params, 1))
+    raise UserError(
+        f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], sentence[:F], fitted:PATH"
+    )
 
 
 def vote(traces: Sequence[Trace], weight: WeightFn | None = None) -> Vote:
-    """Weighted majority over the integer answers of `traces` (given in completion order)."""
+    """Weighted majority over the integer answers of the voting `traces` (in completion order)."""
     weight = weight or uniform
     totals: dict[int, float] = {}
     counts: dict[int, int] = {}
     first: dict[int, int] = {}
     for pos, trace in enumerate(traces):
-        if trace.answer is None or trace.answer.value is None:
+        if not is_voter(trace) or trace.answer is None or trace.answer.value is None:
             continue
         v = trace.answer.value
         w = float(weight(trace))

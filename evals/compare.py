@@ -70,8 +70,8 @@ def _problem_table(ra: list[ProblemRow], rb: list[ProblemRow]) -> list[str]:
         change = ""
         if x.voted_correct != y.voted_correct:
             change = "fixed" if y.voted_correct else "broken"
-        lines.append(f"| {pid} | {x.voted} ({verdict[x.voted_correct]}) | {x.correct}/{x.samples} | "
-                     f"{y.voted} ({verdict[y.voted_correct]}) | {y.correct}/{y.samples} | {change} |")
+        lines.append(f"| {pid} | {x.voted} ({verdict[x.voted_correct]}) | {x.correct}/{x.voting} | "
+                     f"{y.voted} ({verdict[y.voted_correct]}) | {y.correct}/{y.voting} | {change} |")
     return lines
 
 

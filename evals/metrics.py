@@ -1,11 +1,16 @@
 """Metrics of a run, computed from stored sample and problem records: pure functions.
 
-Per group of samples (all, CoT only, TIR only): pass@1 (mean over a problem's samples, then over
-problems), maj@k (plain majority of the first k samples by index; ties go to the answer seen
-first; samples with no integer answer do not vote), unbiased pass@k (the Codex estimator
-1 - C(n-c, k) / C(n, k), averaged over problems with at least k samples), answer-less, timed-out
-and truncated samples, token and tool statistics. The agent's own voted answer (with its weights
-and stopping policy) comes from the problem records as `voted_accuracy`.
+One vote: only voting samples count (`agent.vote.is_voter`: not aborted, not failed), and every
+majority here is `agent.vote.vote`, the code the live agent votes with. Aborted and errored
+samples are counted beside (`aborted`, `errors`), never in pass@1 or maj@k.
+
+Per group of samples (all, CoT only, TIR only): pass@1 (mean over a problem's voting samples,
+then over problems; a problem with no voting sample counts 0), maj@k (the uniform vote of the
+first k voting samples by index), unbiased pass@k (the Codex estimator 1 - C(n-c, k) / C(n, k)
+over voting samples, averaged over problems with at least k), answer-less, timed-out and
+truncated samples, token and tool statistics. The agent's own answer (with its weights and
+stopping policy) is the problem record's, shown as such (`agent_answer`) and scored as
+`voted_accuracy`; `revote` recomputes it from the stored samples to check the two agree.
 
 Accuracy against a token budget B (4k, 8k, 12k, 16k, 24k, 32k below the run's cap, and quarters of
 the cap) is read off the stored traces: a sample's answer sits at the
@@ -23,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from agent.vote import is_voter, make_weight, vote
 from evals.store import ProblemRecord, RunData, SampleRecord
 
 BUDGETS = (4096, 8192, 12288, 16384, 24576, 32768)
@@ -33,14 +39,16 @@ GROUPS = ("all", "cot", "tir")
 class GroupMetrics:
     group: str
     problems: int
-    samples: int
+    samples: int  # all stored samples
+    voting: int  # samples that vote (not aborted, not errored): pass@1 and maj@k are over these
     pass1: float
     maj_at: tuple[tuple[int, float], ...]  # (k, accuracy)
     pass_at: tuple[tuple[int, float], ...]  # (k, unbiased pass@k)
     answerless: int
     timed_out: int  # finish == "time"
     truncated: int  # finish == "length"
-    errors: int  # finish == "error"
+    errors: int  # finish == "error" (not voting)
+    aborted: int  # finish == "aborted" (not voting: cancelled once the vote was settled)
     mean_tokens: float
     median_tokens: float
     tool_calls: int
@@ -75,10 +83,11 @@ class RunMetrics:
 class ProblemRow:
     problem_id: str
     reference: str | None
-    samples: int
-    correct: int
-    majority: int | None
-    voted: int | None
+    samples: int  # all stored samples
+    voting: int  # of which voting
+    correct: int  # correct voting samples
+    majority: int | None  # uniform agent.vote over the voting samples (not the agent's answer)
+    voted: int | None  # the answer the agent gave (its problem record)
     voted_correct: bool | None
     mean_tokens: float
     tool_calls: int
@@ -95,19 +104,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def majority(records: Sequence[SampleRecord]) -> SampleRecord | None:
-    """A record carrying the plain-majority answer (ties: the answer seen first), or None."""
-    voters = [r for r in records if r.answer is not None]
-    if not voters:
-        return None
-    counts = Counter(r.answer for r in voters)
-    best = max(counts.values())
-    return next(r for r in voters if counts[r.answer] == best)
+def voting(records: Sequence[SampleRecord]) -> list[SampleRecord]:
+    """The records whose samples vote (agent.vote.is_voter), in the given order."""
+    return [r for r in records if is_voter(r.trace)]
+
+
+def majority(records: Sequence[SampleRecord]) -> int | None:
+    """The uniform vote (agent.vote.vote) of the records' samples, in the given order, or None."""
+    return vote([r.trace for r in records]).answer
 
 
 def _maj_correct(records: Sequence[SampleRecord]) -> bool:
     top = majority(records)
-    return top is not None and any(r.correct for r in records if r.answer == top.answer)
+    return top is not None and any(r.correct for r in voting(records) if r.answer == top)
 
 
 def _ks(max_n: int) -> list[int]:
@@ -129,22 +138,24 @@ def group_metrics(name: str, by_problem: dict[str, list[SampleRecord]]) -> Group
     """Metrics over samples grouped by problem (each list sorted by index)."""
     by_problem = {p: rs for p, rs in by_problem.items() if rs}
     flat = [r for rs in by_problem.values() for r in rs]
-    max_n = max((len(rs) for rs in by_problem.values()), default=0)
-    maj = tuple((k, _mean(float(_maj_correct(rs[:k])) for rs in by_problem.values())) for k in _ks(max_n))
+    votes = [voting(rs) for rs in by_problem.values()]
+    max_n = max((len(vs) for vs in votes), default=0)
+    maj = tuple((k, _mean(float(_maj_correct(vs[:k])) for vs in votes)) for k in _ks(max_n))
     pak = []
     for k in _ks(max_n):
-        vals = [pass_at_k(len(rs), sum(r.correct for r in rs), k) for rs in by_problem.values() if len(rs) >= k]
+        vals = [pass_at_k(len(vs), sum(r.correct for r in vs), k) for vs in votes if len(vs) >= k]
         pak.append((k, _mean(vals)))
     tokens = [r.tokens for r in flat]
     statuses = Counter(s for r in flat for s in r.tool_statuses)
     return GroupMetrics(
-        group=name, problems=len(by_problem), samples=len(flat),
-        pass1=_mean(_mean(float(r.correct) for r in rs) for rs in by_problem.values()),
+        group=name, problems=len(by_problem), samples=len(flat), voting=sum(len(vs) for vs in votes),
+        pass1=_mean(_mean(float(r.correct) for r in vs) for vs in votes),
         maj_at=maj, pass_at=tuple(pak),
         answerless=sum(r.answer is None for r in flat),
         timed_out=sum(r.finish == "time" for r in flat),
         truncated=sum(r.finish == "length" for r in flat),
         errors=sum(r.finish == "error" for r in flat),
+        aborted=sum(r.finish == "aborted" for r in flat),
         mean_tokens=_mean(tokens), median_tokens=float(statistics.median(tokens)) if tokens else 0.0,
         tool_calls=sum(r.tool_calls for r in flat), tool_statuses=tuple(sorted(statuses.items())),
         finishes=tuple(sorted(Counter(r.finish for r in flat).items())),
@@ -155,11 +166,11 @@ def group_metrics(name: str, by_problem: dict[str, list[SampleRecord]]) -> Group
 def budget_curve(by_problem: dict[str, list[SampleRecord]], budgets: Sequence[int] = BUDGETS) -> tuple[BudgetPoint, ...]:
     """Accuracy if every sample had been capped at each budget (see the module docstring)."""
     points = []
-    groups = [rs for rs in by_problem.values() if rs]
+    groups = [voting(rs) for rs in by_problem.values() if rs]
     flat = [r for rs in groups for r in rs]
     for b in budgets:
         within = [[r for r in rs if r.tokens <= b] for rs in groups]
-        pass1 = _mean(sum(r.correct for r in w) / len(rs) for w, rs in zip(within, groups, strict=True))
+        pass1 = _mean(sum(r.correct for r in w) / max(len(rs), 1) for w, rs in zip(within, groups, strict=True))
         maj = _mean(float(_maj_correct(w)) for w in within)
         answered = sum(r.answer is not None for w in within for r in w) / len(flat) if flat else 0.0
         points.append(BudgetPoint(budget=b, pass1=pass1, maj=maj, answered=answered))
@@ -203,17 +214,30 @@ def problem_rows(data: RunData) -> list[ProblemRow]:
     order += [p for p in list(data.samples) + list(data.problems) if p not in order]
     rows = []
     for pid in order:
-        recs = [r for _, r in sorted(data.samples.get(pid, {}).items())]
+        recs = completion_order(data, pid)
         prec: ProblemRecord | None = data.problems.get(pid)
         if not recs and prec is None:
             continue
-        top = majority(recs)
         ref = prec.problem.answer if prec else data.manifest.get("answers", {}).get(pid)
         rows.append(ProblemRow(
-            problem_id=pid, reference=ref, samples=len(recs), correct=sum(r.correct for r in recs),
-            majority=top.answer if top else None, voted=prec.answer if prec else None,
+            problem_id=pid, reference=ref, samples=len(recs), voting=len(voting(recs)),
+            correct=sum(r.correct for r in voting(recs)),
+            majority=majority(recs), voted=prec.answer if prec else None,
             voted_correct=prec.correct if prec else None, mean_tokens=_mean(r.tokens for r in recs),
             tool_calls=sum(r.tool_calls for r in recs), seconds=prec.seconds if prec else 0.0,
             stop_reason=prec.stop_reason if prec else "unfinished",
         ))
     return rows
+
+
+def completion_order(data: RunData, problem_id: str) -> list[SampleRecord]:
+    """A problem's stored samples in the order they finished (the run store appends them so)."""
+    return list(data.samples.get(problem_id, {}).values())
+
+
+def revote(data: RunData, problem_id: str) -> int | None:
+    """The agent's vote recomputed from the stored samples: the run's weight scheme over the
+    voting samples in completion order, as `agent.solve` counted them. Equals the problem
+    record's answer for a problem the agent finished (early stops included)."""
+    weight = make_weight(data.manifest.get("config", {}).get("weight") or "uniform")
+    return vote([r.trace for r in completion_order(data, problem_id)], weight).answer

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,14 +31,15 @@ from agent.vote import WeightFn, make_weight
 from evals.replay_report import PolicyStats, fit_report, kaggle_lines, plot_tradeoff, policy_lines
 from evals.replay_sim import Outcome, Timing, arrivals, kaggle_run, simulate_problem
 from evals.replay_sources import RecordedProblem, Source, read_source
+from sandbox.errors import ArgumentParser
 
 DEFAULT_POLICIES = ("consistency:4/5", "consistency:5/7", "agree:3", "posterior:0.8", "posterior:0.9", "posterior:0.95")
 DEFAULT_SPEED = 50.0
 KAGGLE_SPEED = 40.0
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tirmath replay", description=__doc__.split("\n\n")[0])
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="tirmath replay", description=__doc__.split("\n\n")[0])
     p.add_argument("source", help="run store folder, folder with samples.jsonl, or recorded-samples JSONL")
     p.add_argument("--policy", action="append", default=[], help="stop policy spec (repeatable); fixed is always added")
     p.add_argument("--orders", type=int, default=20, help="random arrival orders per policy (order 0 is the plain one)")
@@ -143,9 +145,11 @@ def _setup(args: argparse.Namespace) -> Setup:
         raise UserError("--orders must be at least 1")
     if args.concurrency is not None and args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
-    speed = args.speed or (KAGGLE_SPEED if args.kaggle else DEFAULT_SPEED)
-    if speed <= 0:
-        raise UserError("--speed must be positive")
+    speed = args.speed if args.speed is not None else (KAGGLE_SPEED if args.kaggle else DEFAULT_SPEED)
+    if not math.isfinite(speed) or speed <= 0:
+        raise UserError(f"--speed must be a positive number of tokens/s, got {speed:g}")
+    if args.kaggle and (args.kaggle_problems < 1 or not math.isfinite(args.kaggle_hours) or args.kaggle_hours <= 0):
+        raise UserError("--kaggle-problems must be at least 1 and --kaggle-hours positive")
     policies = tuple(make_policy(s) for s in (args.policy or DEFAULT_POLICIES))
     source = read_source(args.source, args.assume_wrong)
     if args.clock == "latency" and not source.has_latency:

@@ -25,7 +25,7 @@ import numpy as np
 from agent.budget import TimeScheduler
 from agent.policy import StopPolicy
 from agent.types import Trace
-from agent.vote import WeightFn, vote
+from agent.vote import WeightFn, vote, voters
 from evals.replay_sources import RecordedProblem
 
 JITTER = 0.25
@@ -105,7 +105,7 @@ def simulate_problem(
     stop, reason, timed_out = 0.0, "all_done", False
     for a in plan:
         while budget is not None and revise is not None and a.finish > budget:
-            longer = revise(budget, finished, total, budget)  # the deadline itself is a signal
+            longer = revise(budget, voters(finished), total, budget)  # the deadline itself is a signal
             if longer <= budget:
                 break
             budget = longer
@@ -115,8 +115,8 @@ def simulate_problem(
         finished.append(problem.samples[a.index].trace)
         stop = a.finish
         if revise is not None and budget is not None:
-            budget = revise(budget, finished, total, a.finish)
-        why = policy.decide(finished, total, a.finish, budget)
+            budget = revise(budget, voters(finished), total, a.finish)
+        why = policy.decide(voters(finished), total, a.finish, budget)  # as agent.solve asks it
         if why:
             reason, timed_out = why, why == "time" and len(finished) < total
             break

@@ -43,7 +43,9 @@ def _group_table(groups: tuple[GroupMetrics, ...]) -> list[str]:
         ["no answer"] + [str(g.answerless) for g in shown],
         ["timed out"] + [str(g.timed_out) for g in shown],
         ["hit token cap"] + [str(g.truncated) for g in shown],
-        ["errors"] + [str(g.errors) for g in shown],
+        ["voting samples"] + [str(g.voting) for g in shown],
+        ["aborted (not voting)"] + [str(g.aborted) for g in shown],
+        ["errors (not voting)"] + [str(g.errors) for g in shown],
         ["mean tokens"] + [f"{g.mean_tokens:.0f}" for g in shown],
         ["median tokens"] + [f"{g.median_tokens:.0f}" for g in shown],
         ["tool calls"] + [str(g.tool_calls) for g in shown],
@@ -95,11 +97,13 @@ def markdown_report(data: RunData, m: RunMetrics) -> str:
                        [[str(p.budget), _pct(p.pass1), _pct(p.maj), _pct(p.answered)] for p in m.budget_curve])
     lines += ["", "![accuracy against budget](accuracy_vs_budget.png) ![tokens](tokens.png)", "",
               "## Problems", ""]
-    rows = [[r.problem_id, str(r.reference), f"{r.correct}/{r.samples}", str(r.majority), str(r.voted),
-             {True: "yes", False: "no", None: "-"}[r.voted_correct], f"{r.mean_tokens:.0f}", str(r.tool_calls),
+    lines += ["The agent answer is the answer the agent gave (its weights and stop policy); correct counts the "
+              "voting samples (aborted and errored samples do not vote).", ""]
+    rows = [[r.problem_id, str(r.reference), str(r.voted), {True: "yes", False: "no", None: "-"}[r.voted_correct],
+             f"{r.correct}/{r.voting}", str(r.samples - r.voting), f"{r.mean_tokens:.0f}", str(r.tool_calls),
              r.stop_reason] for r in problem_rows(data)]
-    lines += _md_table(["problem", "reference", "correct", "majority", "voted", "right", "mean tok", "tools",
-                        "stop"], rows)
+    lines += _md_table(["problem", "reference", "agent answer", "right", "correct", "not voting", "mean tok",
+                        "tools", "stop"], rows)
     return "\n".join(lines) + "\n"
 
 

@@ -146,7 +146,9 @@ def _finish(store: RunStore, progress: Progress | None, problem: Problem, result
 async def _solve_one(problem: Problem, backend: Backend, pool: Any, config: RunConfig, store: RunStore,
                      progress: Progress | None, solve_fn: SolveFn, budget: float | None = None,
                      revise: ReviseFn | None = None) -> Result:
-    skip = [t for t in store.data.traces(problem.id) if t.finish != "error" or not config.retry_errors]
+    # completion order (the store's), as the agent voted; failed samples are retried unless told not to
+    skip = [r.trace for r in store.data.samples.get(problem.id, {}).values()
+            if r.trace.finish != "error" or not config.retry_errors]
     result = await solve_fn(problem, backend, pool, config.solve_config(budget),
                             on_trace=_Recorder(problem, store, progress), skip=skip, revise=revise)
     _finish(store, progress, problem, result, config.samples, budget)

@@ -9,19 +9,18 @@ The work is done by sandbox.pool; this module only parses arguments and prints.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 from pathlib import Path
 
 from sandbox.config import ISOLATION_CHOICES, SandboxConfig
-from sandbox.errors import UserError
+from sandbox.errors import ArgumentParser, UserError
 from sandbox.kernel import ExecResult
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tirmath sandbox", description="Run code cells in one sandboxed kernel.")
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="tirmath sandbox", description="Run code cells in one sandboxed kernel.")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run CELL.py files in order in one kernel session")
     run.add_argument("cells", nargs="+", metavar="CELL.py", help="files, each run as one cell")

@@ -187,6 +187,7 @@ class KernelSession:
         kp, kc, cfg = self._kp, self._kc, self.config
         t0 = time.monotonic()
         out = OutputCollector(cfg.output_chars, cfg.flood_chars, cfg.error_lines)
+        self._oom_base = kp.oom_kills()  # OOM kills during this cell name its failure "oom"
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         stopped: str | None = None  # "timeout" | "flood" once interrupted
         deadline = t0 + timeout
@@ -255,9 +256,13 @@ class KernelSession:
     async def _killed(self, out: OutputCollector, t0: float, stopped: str, timeout: float) -> ExecResult:
         seconds = time.monotonic() - t0
         assert self._kp is not None
+        oom = self._kp.oom_kills() > self._oom_base  # memory thrash looks like a hang: name it
         await self._kp.kill()
         self._restart_in_background()
         self._lost = False  # this result already says so
+        if oom:
+            note = f"the kernel ran out of memory (cgroup OOM kill) and was restarted; {LOST}"
+            return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True, note)
         if stopped == "flood":
             note = (f"the cell was stopped: it printed more than {self.config.flood_chars} characters; "
                     f"the kernel was restarted and {LOST}")
@@ -270,11 +275,12 @@ class KernelSession:
         seconds = time.monotonic() - t0
         assert self._kp is not None
         code = self._kp.proc.returncode
-        oom = self._kp.oom_kills() > self._oom_base
+        oom = self._kp.oom_kills() > self._oom_base or (self._kp.cgroup is None and code in (-9, 137))
         self._restart_in_background()
         self._lost = False
         if oom:
-            note = f"the kernel ran out of memory and was restarted; {LOST}"
+            how = "cgroup OOM kill" if self._kp.cgroup is not None else "SIGKILL, most likely the OOM killer"
+            note = f"the kernel ran out of memory ({how}) and was restarted; {LOST}"
             return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True, note)
         note = f"the kernel died (exit status {code}) and was restarted; {LOST}"
         return ExecResult("crashed", out.render(), seconds, out.truncated, "KernelDied", True, note)

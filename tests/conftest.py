@@ -5,7 +5,7 @@ session (the engine lives on the session event loop: pyproject sets asyncio sess
 scope for fixtures and tests). Fixtures:
 
 - `default_model_dir` -> Path: the converted SmolLM2-135M-Instruct folder (float32).
-- `vllm_backend` -> VLLMEngineBackend on that folder (float32, max_model_len 4096), closed
+- `vllm_backend` -> VLLMEngineBackend on that folder (float32, the model's own 8k context), closed
   at the end of the session.
 - `server_url` -> "http://127.0.0.1:PORT": `python -m vllm.entrypoints.openai.api_server` on
   that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
@@ -44,7 +44,7 @@ async def vllm_backend(default_model_dir: Path) -> AsyncIterator[Any]:
     from agent.backends.vllm_engine import VLLMEngineBackend
 
     backend = await VLLMEngineBackend.create(
-        str(default_model_dir), dtype="float32", max_model_len=4096, seed=0, kv_cache_gib=2
+        str(default_model_dir), dtype="float32", max_model_len=None, seed=0, kv_cache_gib=2
     )
     try:
         yield backend

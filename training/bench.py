@@ -56,25 +56,68 @@ def _time_generate(trainer: Any) -> dict[str, float]:
     return acc
 
 
+def _recipe(args: argparse.Namespace, tmp: Path, plain: bool, **extra: Any) -> Any:
+    from training.recipe import load_recipe
+
+    data = tmp / "easy.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in EASY))
+    return load_recipe("cpu_grpo" if plain else "cpu_grpo_tir", {
+        "model": args.model, "data": str(data), "output_dir": str(tmp / "out"), "max_steps": args.steps,
+        "num_generations": args.generations, "per_device_train_batch_size": args.generations,
+        "max_completion_length": args.tokens, "temperature": 0.7, "max_rows": len(EASY), **extra})
+
+
+def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str, float]:
+    """One GRPO run with rollouts on `backend`: rollout tokens/s and weight-push seconds."""
+    from training.grpo import build_grpo
+
+    recipe = _recipe(args, tmp, False, rollout_backend=backend, vllm_max_model_len=2048, vllm_kv_cache_gib=1.0)
+    trainer, _, rollout, _ = build_grpo(recipe)
+    try:
+        trainer.train()
+    finally:
+        rollout.close()
+    t = rollout.times
+    rollout_secs = t.wall - t.sync
+    return {"tokens": t.model_tokens, "seconds": rollout_secs, "tok_s": t.model_tokens / rollout_secs,
+            "syncs": t.syncs, "sync_s": t.sync / t.syncs if t.syncs else 0.0, "samples": t.samples}
+
+
+def compare_rollouts(args: argparse.Namespace) -> int:
+    """Rollout tokens/s on transformers (baseline) and on the in-process vLLM engine."""
+    tmp = Path(tempfile.mkdtemp(prefix="tirmath-bench-"))
+    runs = {b: _rollout_run(args, tmp / b, b) for b in ("transformers", "vllm")}
+    base = runs["transformers"]["tok_s"]
+    print(f"GRPO TIR rollouts on {args.model or 'the default model'}: {args.steps} steps x "
+          f"{args.generations} completions x <= {args.tokens} tokens (baseline = transformers)")
+    for name, r in runs.items():
+        print(f"  {name:<12} {int(r['tokens']):6d} tokens in {r['seconds']:7.2f} s = {r['tok_s']:7.1f} tok/s"
+              f"   {r['tok_s'] / base if base else 0:6.2f}x")
+    v = runs["vllm"]
+    print(f"  weight push into the vLLM engine: {v['sync_s']:.2f} s per step ({int(v['syncs'])} pushes)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--plain", action="store_true", help="plain GRPO (TRL's generation) instead of TIR")
-    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--rollouts", action="store_true", help="compare rollout engines: vLLM vs transformers")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2)")
     ap.add_argument("--model", default=None, help="model folder (default: the built-in model)")
-    ap.add_argument("--generations", type=int, default=4)
+    ap.add_argument("--generations", type=int, default=None, help="completions per step (default 4; 8 with --rollouts)")
     ap.add_argument("--tokens", type=int, default=64, help="max generated tokens per completion")
     args = ap.parse_args(argv)
+    args.steps = args.steps or 2
+    args.generations = args.generations or (8 if args.rollouts else 4)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    if args.rollouts:
+        if args.plain:
+            ap.error("--rollouts compares TIR rollouts (plain GRPO generates with TRL); drop --plain")
+        return compare_rollouts(args)
     from training.grpo import build_grpo
-    from training.recipe import load_recipe
 
     tmp = Path(tempfile.mkdtemp(prefix="tirmath-bench-"))
-    data = tmp / "easy.jsonl"
-    data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in EASY))
-    recipe = load_recipe("cpu_grpo" if args.plain else "cpu_grpo_tir", {
-        "model": args.model, "data": str(data), "output_dir": str(tmp / "out"), "max_steps": args.steps,
-        "num_generations": args.generations, "per_device_train_batch_size": args.generations,
-        "max_completion_length": args.tokens, "temperature": 0.7, "max_rows": len(EASY)})
+    recipe = _recipe(args, tmp, args.plain)
     clock = _callback()
     trainer, _, rollout, scoring = build_grpo(recipe, callbacks=[clock])
     plain_gen = _time_generate(trainer) if rollout is None else None

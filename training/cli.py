@@ -6,15 +6,16 @@ print where the model went. Every user mistake is a `UserError` (one line, exit 
 
 from __future__ import annotations
 
-import argparse
+import math
 import os
 import sys
 
 from agent.errors import UserError
+from sandbox.errors import ArgumentParser
 
 
-def _train_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tirmath train", description="Train with a recipe (YAML) over TRL.")
+def _train_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="tirmath train", description="Train with a recipe (YAML) over TRL.")
     ap.add_argument("stage", choices=["sft", "grpo", "dpo"], help="training stage")
     ap.add_argument("--config", help="recipe file or packaged recipe name (e.g. fast_math_grpo, cpu_sft)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,13 +55,15 @@ def train_main(argv: list[str]) -> int:
 
 
 def merge_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="tirmath merge", description="Linear merge of two checkpoints.")
+    ap = ArgumentParser(prog="tirmath merge", description="Linear merge of two checkpoints.")
     ap.add_argument("a", help="first model folder")
     ap.add_argument("b", help="second model folder")
     ap.add_argument("--weights", nargs=2, type=float, default=[0.5, 0.5], metavar=("WA", "WB"),
                     help="weights of A and B (default 0.5 0.5; the AIMO-2 winners used 0.3 0.7)")
     ap.add_argument("--out", required=True, help="output model folder")
     args = ap.parse_args(argv)
+    if not all(math.isfinite(w) for w in args.weights) or sum(args.weights) == 0:
+        raise UserError(f"--weights must be finite numbers that do not sum to 0, got {args.weights[0]:g} {args.weights[1]:g}")
     from training.merge import merge_checkpoints
 
     out = merge_checkpoints(args.a, args.b, tuple(args.weights), args.out)

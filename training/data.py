@@ -206,11 +206,12 @@ def select_sft(cands: Sequence[Candidate], min_pass: float = 0.0, max_pass: floa
     return list(best.values())
 
 
-def prompt_messages(problem: Problem, mode: str, family: str) -> list[dict[str, str]]:
-    """The agent's own chat prompt for a problem (agent.prompts.render)."""
+def prompt_messages(problem: Problem, mode: str, family: str, system: str = "") -> list[dict[str, str]]:
+    """The agent's own chat prompt for a problem (agent.prompts.render; `system`: a recipe's
+    system_prompt, a name in agent.prompts.SYSTEM_PROMPTS or text, '' for the family's)."""
     from agent.prompts import render
 
-    return render(problem, "tir" if mode == "tir" else "cot", family)
+    return render(problem, "tir" if mode == "tir" else "cot", family, system or None)
 
 
 def _ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -220,9 +221,9 @@ def _ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
     return [int(i) for i in ids]
 
 
-def tokenize_candidate(tokenizer: Any, cand: Candidate, family: str) -> dict[str, list[int]]:
+def tokenize_candidate(tokenizer: Any, cand: Candidate, family: str, system: str = "") -> dict[str, list[int]]:
     """`input_ids` and `labels` (-100 on prompt and tool output), ending in the EOS token."""
-    msgs = list(cand.prompt) if cand.prompt else prompt_messages(cand.problem, cand.mode, family)
+    msgs = list(cand.prompt) if cand.prompt else prompt_messages(cand.problem, cand.mode, family, system)
     prompt = _ids(tokenizer, msgs)
     ids, labels = list(prompt), [-100] * len(prompt)
     for text, trained in cand.segments:
@@ -240,7 +241,7 @@ def build_sft_dataset(recipe: Any, tokenizer: Any, family: str) -> Any:
 
     cands = load_candidates(recipe.data, getattr(recipe, "problems", ""))
     chosen = select_sft(cands, recipe.min_pass_rate, recipe.max_pass_rate)
-    rows = [tokenize_candidate(tokenizer, c, family) for c in chosen]
+    rows = [tokenize_candidate(tokenizer, c, family, recipe.system_prompt) for c in chosen]
     rows = [r for r in rows if len(r["input_ids"]) <= recipe.max_length]
     if recipe.max_rows:
         rows = rows[: recipe.max_rows]
@@ -270,7 +271,7 @@ def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem
     mode = "tir" if recipe.tir else "cot"
     rows, by_prompt = [], {}
     for p in keep:
-        msgs = prompt_messages(p, mode, family)
+        msgs = prompt_messages(p, mode, family, recipe.system_prompt)
         rows.append({"prompt": msgs, "answer": p.answer, "problem_id": p.id})
         by_prompt[msgs[-1]["content"]] = p
     return datasets.Dataset.from_list(rows), by_prompt
@@ -315,7 +316,7 @@ def build_dpo_dataset(recipe: Any, family: str) -> Any:
                         "and a wrong or much longer correct completion of the same problem)")
     rows = [
         {
-            "prompt": list(c.prompt) if c.prompt else prompt_messages(c.problem, c.mode, family),
+            "prompt": list(c.prompt) if c.prompt else prompt_messages(c.problem, c.mode, family, recipe.system_prompt),
             "chosen": [{"role": "assistant", "content": c.text}],
             "rejected": [{"role": "assistant", "content": r.text}],
         }

@@ -1,11 +1,14 @@
 """GRPO over TRL's GRPOTrainer (stage 2 of the Fast-Math recipe), plain or TIR-aware.
 
 Plain GRPO uses TRL's own generation (transformers on CPU; `use_vllm` in `trl_args` on a GPU
-box) from the agent's CoT prompt. With `tir: true` the rollouts go through the agent's TIR loop
-and sandbox instead (training/grpo_tir.py), and tool-output tokens are masked out of the loss.
-Rewards come from training/rewards.py, weighted by `reward_weights`.
+box, which needs a vLLM inside TRL's range: the `gpu-train` extra) from the agent's CoT prompt.
+With `tir: true` the rollouts go through the agent's TIR loop and sandbox (training/grpo_tir.py),
+tool-output tokens are masked out of the loss, and the recipe's `rollout_backend`
+(training/rollout_engine.py) picks the generator: tirmath's own vLLM engine (in process, or a
+vLLM server) with the trainer's weights pushed in after each optimizer step, or the live
+transformers model. Rewards come from training/rewards.py, weighted by `reward_weights`.
 
-Not covered: reward models, or generation servers other than TRL's own vLLM modes.
+Not covered: reward models; plain GRPO on tirmath's own vLLM engine.
 """
 
 from __future__ import annotations
@@ -37,33 +40,43 @@ class Timed:
         return timed
 
 
-def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
-    """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
-    from trl import GRPOConfig, GRPOTrainer
+def grpo_config(recipe: Any) -> Any:
+    """TRL's GRPOConfig from the recipe (sampling, KL, loss, reward weights and the shared fields)."""
+    from trl import GRPOConfig
 
-    from training.data import build_grpo_dataset
-
-    path, tokenizer, family = load_tokenizer(recipe)
-    dataset, by_prompt = build_grpo_dataset(recipe, family)
-    model = load_model(recipe, path)
-    scoring = Timed()
-    rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
-    config = make_config(
+    return make_config(
         GRPOConfig,
         recipe,
         num_generations=recipe.num_generations,
         max_completion_length=recipe.max_completion_length,
         temperature=recipe.temperature,
         top_p=recipe.top_p,
+        min_p=recipe.min_p or None,
         beta=recipe.beta,
         loss_type=recipe.loss_type,
         reward_weights=list(recipe.reward_weights) or None,
     )
+
+
+def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
+    """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
+    from trl import GRPOTrainer
+
+    from training.data import build_grpo_dataset
+    from training.rollout_engine import choose_backend
+
+    engine_kind = choose_backend(recipe)
+    path, tokenizer, family = load_tokenizer(recipe)
+    dataset, by_prompt = build_grpo_dataset(recipe, family)
+    model = load_model(recipe, path)
+    scoring = Timed()
+    rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
+    config = grpo_config(recipe)
     rollout = None
     if recipe.tir:
         from training.grpo_tir import TIRRollout
 
-        rollout = TIRRollout(by_prompt, recipe, tokenizer, family)
+        rollout = TIRRollout(by_prompt, recipe, tokenizer, family, engine_kind=engine_kind, model_path=path)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,

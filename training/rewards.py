@@ -2,11 +2,22 @@
 
 The Fast-Math-R1 set: accuracy, format, cosine (length-scaled correctness) and the Kimi 1.5
 group length reward, plus an n-gram repetition penalty. Correctness always goes through
-`agent.answers` (extract_answer / is_correct), the same code the agent votes with and the evals
-grade with. TRL passes dataset columns as keyword lists: `answer` (reference, required for the
-correctness-based rewards) and optionally `modulus`; the TIR rollout adds `steps` (the Trace's
-steps, for code-output answers) and `model_tokens` (generated tokens without tool output).
-Lengths are in tokens: `model_tokens` if given, else `len(completion_ids)`, else words.
+`grade` (agent.answers' extract_answer + is_correct), the one function the agent's vote, the
+eval store and the gen-tir filters grade with. TRL passes dataset columns as keyword lists:
+`answer` (reference, required for the correctness-based rewards) and optionally `modulus`; the
+TIR rollout adds `steps` (the Trace's steps, for code-output answers) and `model_tokens`
+(generated tokens without tool output).
+
+The semantics that change what a model learns are explicit arguments (recipe fields):
+  length unit   "tokens" (`model_tokens`, else `len(completion_ids)`, else words) or "chars"
+                (characters of the model's own text, as Fast-Math-R1's `len(content)`);
+  length group  the Kimi reward's min/max over one prompt's completions ("prompt", as the
+                Kimi 1.5 paper defines it) or over the whole call ("call", as Fast-Math-R1's
+                `len_reward` computes it: every completion TRL scores at once on one process);
+  cosine ends   (value at length 0, value at the far end) for correct and for wrong answers;
+                the far end `max_len` is in the length unit, lengths beyond it are clipped;
+  format        a box before the end-of-thinking tag, or any regex (`pattern`, re.match with
+                DOTALL), e.g. Fast-Math-R1's `^.*?oxed{(.*?)}.*?</think>.*?$`.
 
 Not covered: reward models, LLM judges, or non-integer symbolic equivalence (see agent.answers).
 """
@@ -14,13 +25,16 @@ Not covered: reward models, LLM judges, or non-integer symbolic equivalence (see
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.answers import extract_answer, extract_boxed, is_correct
+from agent.answers import extract_boxed, grade
 from agent.types import Step
 
 RewardFn = Callable[..., list[float]]
+LENGTH_UNITS = ("tokens", "chars")
+LENGTH_GROUPS = ("prompt", "call")
 
 
 def completion_text(completion: Any) -> str:
@@ -53,14 +67,19 @@ def correctness(completions: Sequence[Any], **kwargs: Any) -> list[bool]:
         raise ValueError("correctness rewards need an `answer` column in the training data")
     out = []
     for comp, ref, mod, st in zip(completions, answers, moduli, steps, strict=True):
-        got = extract_answer(completion_text(comp), _steps(st), mod)
-        out.append(is_correct(got, None if ref is None else str(ref), mod))
+        out.append(grade(completion_text(comp), None if ref is None else str(ref), _steps(st), mod))
     return out
 
 
-def lengths(completions: Sequence[Any], **kwargs: Any) -> list[int]:
-    """Generated length per completion in tokens (tool output excluded when known)."""
+def lengths(completions: Sequence[Any], unit: str = "tokens", **kwargs: Any) -> list[int]:
+    """Generated length per completion in `unit` (tool output excluded when known)."""
     n = len(completions)
+    if unit == "chars":
+        steps = _column(kwargs, "steps", n)
+        return [len("".join(s.text for s in _steps(st) if s.kind != "output")) if st else len(completion_text(c))
+                for c, st in zip(completions, steps, strict=True)]
+    if unit != "tokens":
+        raise ValueError(f"length unit must be one of {LENGTH_UNITS}, got {unit!r}")
     model_tokens = kwargs.get("model_tokens")
     if model_tokens is not None:
         return [int(x) for x in model_tokens]
@@ -75,9 +94,15 @@ def accuracy_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
     return [1.0 if ok else 0.0 for ok in correctness(completions, **kwargs)]
 
 
-def format_reward(completions: Sequence[Any], think_end: str = "</think>", **kwargs: Any) -> list[float]:
+def format_reward(
+    completions: Sequence[Any], think_end: str = "</think>", pattern: str = "", **kwargs: Any
+) -> list[float]:
     """1.0 when a non-empty `\\boxed{}` answer appears before `think_end` (Fast-Math's early
-    answer), else 0.0. With `think_end=""` a boxed answer anywhere counts."""
+    answer), else 0.0. With `think_end=""` a boxed answer anywhere counts. With a `pattern`,
+    1.0 exactly when `re.match(pattern, text, re.DOTALL)` matches (and nothing else counts)."""
+    if pattern:
+        rx = re.compile(pattern, re.DOTALL)
+        return [1.0 if rx.match(completion_text(c)) else 0.0 for c in completions]
     out = []
     for comp in completions:
         text = completion_text(comp)
@@ -101,15 +126,16 @@ def cosine_reward(
     completions: Sequence[Any],
     max_len: int = 1000,
     correct_range: Sequence[float] = (1.0, 0.1),
-    wrong_range: Sequence[float] = (-0.1, -1.0),
+    wrong_range: Sequence[float] = (-1.0, -0.1),
+    unit: str = "tokens",
     **kwargs: Any,
 ) -> list[float]:
     """Length-scaled correctness: correct answers go from 1.0 (short) down to 0.1 at `max_len`,
-    wrong ones from -0.1 down to -1.0 (the ranges are configurable). open-r1's cosine reward
-    orders the wrong range the other way (long wrong answers penalised less); pass
-    `wrong_range=(-1.0, -0.1)` for that behaviour."""
+    wrong ones from -1.0 (a short wrong guess) up to -0.1 at `max_len` (a wrong answer should at
+    least think long), as Fast-Math-R1 and open-r1 have it. Each range is (value at length 0,
+    value at `max_len`); lengths are in `unit` and clipped at `max_len`."""
     ok = correctness(completions, **kwargs)
-    lens = lengths(completions, **kwargs)
+    lens = lengths(completions, unit, **kwargs)
     out = []
     for good, n in zip(ok, lens, strict=True):
         lo_hi = correct_range if good else wrong_range
@@ -117,8 +143,13 @@ def cosine_reward(
     return out
 
 
-def _groups(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[list[int]]:
-    """Indices of completions that answer the same prompt (TRL puts a group's rows together)."""
+def _groups(completions: Sequence[Any], kwargs: dict[str, Any], by: str = "prompt") -> list[list[int]]:
+    """Indices of completions that answer the same prompt (TRL puts a group's rows together),
+    or all of them as one group when `by` is "call"."""
+    if by == "call":
+        return [list(range(len(completions)))] if len(completions) else []
+    if by != "prompt":
+        raise ValueError(f"length group must be one of {LENGTH_GROUPS}, got {by!r}")
     prompts = kwargs.get("prompts")
     keys = [repr(p) for p in prompts] if prompts is not None else ["all"] * len(completions)
     order: dict[str, list[int]] = {}
@@ -127,13 +158,16 @@ def _groups(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[list[int
     return list(order.values())
 
 
-def length_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
-    """Kimi 1.5 length reward, per prompt group: lambda = 0.5 - (len - min) / (max - min);
-    correct answers get lambda, wrong ones min(0, lambda). All lengths equal: 0 for all."""
+def length_reward(
+    completions: Sequence[Any], unit: str = "tokens", group: str = "prompt", **kwargs: Any
+) -> list[float]:
+    """Kimi 1.5 length reward over each group (`group`: "prompt" or the whole "call"):
+    lambda = 0.5 - (len - min) / (max - min); correct answers get lambda, wrong ones
+    min(0, lambda). All lengths in a group equal: 0 for all."""
     ok = correctness(completions, **kwargs)
-    lens = lengths(completions, **kwargs)
+    lens = lengths(completions, unit, **kwargs)
     out = [0.0] * len(completions)
-    for idx in _groups(completions, kwargs):
+    for idx in _groups(completions, kwargs, group):
         lo, hi = min(lens[i] for i in idx), max(lens[i] for i in idx)
         if hi == lo:
             continue
@@ -177,14 +211,16 @@ def make_reward(name: str, recipe: Any) -> RewardFn:
     """One reward function (TRL signature) configured from the recipe's fields."""
     if name == "accuracy":
         return accuracy_reward
+    unit = recipe.length_unit
     if name == "length":
-        return length_reward
+        grp = recipe.length_group
+        return _named(lambda completions, **kw: length_reward(completions, unit, grp, **kw), "length")
     if name == "format":
-        end = recipe.format_think_end
-        return _named(lambda completions, **kw: format_reward(completions, think_end=end, **kw), "format")
+        end, pat = recipe.format_think_end, recipe.format_pattern
+        return _named(lambda completions, **kw: format_reward(completions, end, pat, **kw), "format")
     if name == "cosine":
         ml, cr, wr = recipe.effective_cosine_max_len(), recipe.cosine_correct, recipe.cosine_wrong
-        return _named(lambda completions, **kw: cosine_reward(completions, ml, cr, wr, **kw), "cosine")
+        return _named(lambda completions, **kw: cosine_reward(completions, ml, cr, wr, unit, **kw), "cosine")
     if name == "repetition":
         ng, pen = recipe.repetition_ngram, recipe.repetition_penalty
         return _named(lambda completions, **kw: repetition_reward(completions, ng, pen, **kw), "repetition")

@@ -22,5 +22,6 @@ def run_sft(recipe: Any) -> tuple[Path, dict[str, float]]:
     path, tokenizer, family = load_tokenizer(recipe)
     dataset = build_sft_dataset(recipe, tokenizer, family)
     model = load_model(recipe, path)
-    config = make_config(SFTConfig, recipe, max_length=recipe.max_length, dataset_num_proc=None)
+    config = make_config(SFTConfig, recipe, max_length=recipe.max_length, dataset_num_proc=None,
+                         packing=recipe.packing, packing_strategy=recipe.packing_strategy)
     return train_and_save(SFTTrainer, recipe, config, model, dataset, tokenizer)

@@ -125,6 +125,15 @@ def _generation_config(model: str) -> Any:
     except (OSError, ValueError):  # no generation_config.json: the tokenizer's EOS is enough
         return None
 
+def _logprobs(output: Any) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """Per new token, its (token id, logprob) pairs best first (GenParams.logprobs asked for)."""
+    if not output.logprobs:
+        return None
+    return tuple(
+        tuple(sorted(((int(t), float(lp.logprob)) for t, lp in step.items()), key=lambda p: -p[1]))
+        for step in output.logprobs
+    )
+
 
 def to_chunk(output: Any) -> Chunk:
     """A vLLM `CompletionOutput` (DELTA kind) as a `Chunk`."""
@@ -134,6 +143,7 @@ def to_chunk(output: Any) -> Chunk:
         token_ids=tuple(output.token_ids),
         finish_reason=output.finish_reason,
         stop_reason=stop,
+        logprobs=_logprobs(output),
     )
 
 
@@ -211,6 +221,7 @@ class VLLMEngineBackend:
             stop=list(params.stop) or None,
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
+            logprobs=params.logprobs,
             output_kind=RequestOutputKind.DELTA,
         )
 

@@ -100,7 +100,32 @@ EXTRACT_CASES: list[tuple[str, int | None, str | None]] = [
     (R1_HEAD + r"I think \boxed{12} hmm. Final: \boxed{1", 12, "boxed"),
     (r"The answer is \boxed{", None, None),
     ("", None, None),
-    ("No box here, the answer is 12.", None, None),
+    ("No box here, the answer is 12.", 12, "final_answer"),
+    # --- issue 15: bare box before </think>, other text wrappers, lists, final-answer sentences
+    (r"\boxed 100</think>", 100, "boxed"),
+    (R1_HEAD + "so it is \\boxed 100</think>\n\nThe count is 100.", 100, "boxed"),
+    (r"The distance is $\boxed{125\textnormal{ miles}}.$", 125, "boxed"),
+    (r"\boxed{12\textit{ cm}}", 12, "boxed"),
+    (r"\boxed{\mathrm{42}}", 42, "boxed"),
+    (r"\boxed{15\mbox{ cm}^2}", 15, "boxed"),
+    (r"\boxed{7 \textsf{apples}}", 7, "boxed"),
+    (r"\boxed{32, 349}", None, "boxed"),
+    (r"\boxed{32,349}", 32349, "boxed"),
+    (r"\boxed{32{,}349}", 32349, "boxed"),
+    (r"\boxed{32,\!349}", 32349, "boxed"),
+    (r"\boxed{12 \text{ and } 13}", None, "boxed"),
+    (r"\boxed{f(x)=1}", 1, "boxed"),
+    (r"\boxed{|AB| = 14}", 14, "boxed"),
+    (r"So $0.04 \cdot 10,000 / 2 = \boxed{200}$, then $\boxed{255}$. Final Answer: The final answer is "
+     r"$10,455$. I hope it is correct.", 10455, "final_answer"),
+    (r"Final Answer: The final answer is $\boxed{8}$. I hope it is correct.", 8, "boxed"),
+    ("The final answer is 42", 42, "final_answer"),
+    ("Thus the final answer to the question is: $\\frac{84}{2}$.", 42, "final_answer"),
+    ("Answer: 17", 17, "final_answer"),
+    ("**Answer:** 1,024", 1024, "final_answer"),
+    (r"The final answer is 5. Wait, recheck: \boxed{6}", 6, "boxed"),
+    (r"\boxed{6} hmm, no: the final answer is 7.", 7, "final_answer"),
+    ("Let me compute.\n```python\nprint(6*7)\n```\n```output\n42\n```\nAnswer: 42", 42, "final_answer"),
 ]
 
 
@@ -175,6 +200,9 @@ CORRECT_CASES = [
     ("x=5", "5", None, True),
     ("12", r"\frac{14}{3}", None, False),
     (r"\frac12", r"\frac{1}{2}", None, True),
+    ("1", "f(x)=1", None, True),
+    ("1", "|AB|=1", None, True),
+    ("32349", "32, 349", None, False),
 ]
 
 

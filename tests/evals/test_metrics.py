@@ -6,14 +6,15 @@ import math
 
 import pytest
 
-from agent.types import Problem, Trace
+from agent.types import Answer, Problem, Trace
 from evals.metrics import budget_curve, group_metrics, majority, pass_at_k, problem_rows, run_metrics
 from evals.store import ProblemRecord, RunData, SampleRecord
 
 
 def rec(pid: str, i: int, answer: int | None, correct: bool, tokens: int, mode: str = "cot",
         finish: str = "answer", statuses: tuple[str, ...] = ()) -> SampleRecord:
-    t = Trace(pid, i, i, mode, (), None, finish, tokens, len(statuses))  # type: ignore[arg-type]
+    ans = Answer(str(answer), answer, "boxed") if answer is not None else None
+    t = Trace(pid, i, i, mode, (), ans, finish, tokens, len(statuses))  # type: ignore[arg-type]
     return SampleRecord(pid, i, i, mode, answer, str(answer), correct, tokens, len(statuses), statuses,
                         finish, 0.0, 1.0, t)
 
@@ -37,7 +38,7 @@ def test_pass_at_k_codex_estimator() -> None:
 
 def test_majority_tie_goes_to_first_seen() -> None:
     top = majority([rec("X", 0, 7, False, 1), rec("X", 1, 3, True, 1), rec("X", 2, 3, True, 1), rec("X", 3, 7, False, 1)])
-    assert top is not None and top.answer == 7
+    assert top == 7
     assert majority([rec("X", 0, None, False, 1)]) is None
 
 
@@ -48,7 +49,7 @@ def test_group_metrics_table() -> None:
     assert dict(g.maj_at) == {1: pytest.approx(0.5), 2: pytest.approx(0.5), 4: pytest.approx(0.5)}
     # maj@1: A first=5 right, B first=1 wrong. maj@2: A 5,5 right; B 1,1 wrong.
     assert dict(g.pass_at)[2] == pytest.approx(((1 - 1 / 6) + 0.5) / 2)
-    assert (g.answerless, g.timed_out, g.truncated, g.errors) == (1, 1, 1, 0)
+    assert (g.answerless, g.timed_out, g.truncated, g.errors, g.aborted, g.voting) == (1, 1, 1, 0, 0, 8)
     assert g.mean_tokens == pytest.approx(30100 / 8)
     assert g.median_tokens == pytest.approx(3000)
     assert g.tool_calls == 3 and dict(g.tool_statuses) == {"ok": 2, "error": 1}
@@ -90,3 +91,24 @@ def test_default_budgets_follow_the_cap() -> None:
     assert default_budgets(256) == (64, 128, 192, 256)
     assert default_budgets(16384) == (4096, 8192, 12288, 16384)
     assert default_budgets(32768) == BUDGETS
+
+
+# Problem C (reference 4): sample 0 aborted and sample 3 failed, both holding 4; the voters say 7, 4, 7
+C = [rec("C", 0, 4, True, 50, finish="aborted"), rec("C", 1, 7, False, 500), rec("C", 2, 4, True, 600),
+     rec("C", 3, 4, True, 10, finish="error"), rec("C", 4, 7, False, 700)]
+
+
+def test_only_voting_samples_count_in_pass1_and_maj() -> None:
+    g = group_metrics("all", {"C": C})
+    assert (g.samples, g.voting, g.aborted, g.errors) == (5, 3, 1, 1)
+    assert g.pass1 == pytest.approx(1 / 3)  # voting: 7 (wrong), 4 (right), 7 (wrong); not 3/5
+    # maj@1 over the first voting sample (7): wrong. maj@2: 7, 4 tie -> 7 seen first: wrong. maj@3: 7 wins.
+    assert dict(g.maj_at) == {1: 0.0, 2: 0.0, 3: 0.0}
+    assert dict(g.pass_at)[2] == pytest.approx(1 - math.comb(2, 2) / math.comb(3, 2))
+    # counting aborted/errored samples as voters would make 4 win 3 to 2: they must not
+    assert majority(C) == 7
+
+
+def test_all_samples_aborted_scores_zero_not_error() -> None:
+    g = group_metrics("all", {"D": [rec("D", 0, 1, True, 5, finish="aborted")]})
+    assert (g.voting, g.pass1, dict(g.maj_at)) == (0, 0.0, {})

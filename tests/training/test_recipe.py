@@ -21,12 +21,12 @@ def test_packaged_recipes_load_and_fast_math_numbers():
     for n in names:
         assert isinstance(load_recipe(n), Recipe)
     sft = load_recipe("fast_math_sft")
-    assert (sft.kind, sft.learning_rate, sft.num_train_epochs, sft.max_length) == ("sft", 1e-5, 10.0, 24000)
+    assert (sft.kind, sft.learning_rate, sft.num_train_epochs, sft.max_length) == ("sft", 1e-5, 20.0, 24000)
     g = load_recipe("fast_math_grpo")
     assert (g.num_generations, g.max_completion_length, g.learning_rate, g.beta) == (8, 16384, 4e-6, 0.04)
     assert (g.temperature, g.top_p) == (1.0, 0.9)
     assert g.rewards == ["format", "cosine", "length"]
-    assert (g.cosine_correct, g.cosine_wrong) == ([1.0, 0.1], [-0.1, -1.0])
+    assert (g.cosine_correct, g.cosine_wrong) == ([1.0, 0.1], [-1.0, -0.1])
 
 
 def test_overrides_are_typed_and_validated():

@@ -71,8 +71,8 @@ def test_format_table(completion, think_end, expected):
         (1000, True, 0.1),
         (5000, True, 0.1),  # clipped at max_len
         (500, True, 0.55),
-        (0, False, -0.1),
-        (1000, False, -1.0),
+        (0, False, -1.0),  # a quick wrong guess is the worst (Fast-Math-R1, open-r1)
+        (1000, False, -0.1),
         (500, False, -0.55),
     ],
 )
@@ -125,7 +125,7 @@ def test_make_rewards_names_and_config():
     r = Recipe(kind="grpo", rewards=["accuracy", "format", "cosine", "length", "repetition"],
                format_think_end="", max_completion_length=100)
     fns = make_rewards(r)
-    assert [f.__name__ for f in fns] == ["accuracy_reward", "format", "cosine", "length_reward", "repetition"]
+    assert [f.__name__ for f in fns] == ["accuracy_reward", "format", "cosine", "length", "repetition"]
     assert fns[1](["\\boxed{2}"]) == [1.0]
     assert fns[2](["\\boxed{2}"], answer=["2"], model_tokens=[100]) == [pytest.approx(0.1)]
 

@@ -1,0 +1,145 @@
+"""GRPO rollouts on tirmath's own vLLM engine with the trainer's weights pushed in.
+
+The slow test trains TIR-aware GRPO for two steps on the default model with rollouts on a
+real in-process vLLM CPU engine (its own: the weights it gets are the test's), then checks
+that the engine's greedy continuation and first-token logprobs differ from the trainer's
+model before a push and equal them after. The engine here is private (not the session's
+shared one) because the test overwrites its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from agent.backends.base import GenParams
+from agent.errors import UserError
+from training.recipe import load_recipe
+
+EASY = [("e1", "What is 2+3?", "5"), ("e2", "What is 4*6?", "24")]
+PROBE_TOKENS = 8
+
+
+def easy_problems(tmp_path: Path) -> str:
+    path = tmp_path / "easy.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in EASY))
+    return str(path)
+
+
+def trainer_probe(model: Any, ids: list[int], eos: list[int]) -> tuple[list[int], torch.Tensor]:
+    """The trainer's model: greedy continuation (up to EOS) and first-token logprobs."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = torch.tensor([ids])
+            first = torch.log_softmax(model(x).logits[0, -1].float(), -1)
+            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                                 max_new_tokens=PROBE_TOKENS, eos_token_id=eos, pad_token_id=eos[0],
+                                 disable_compile=True)
+    finally:
+        model.train(was)
+    return out[0, len(ids):].tolist(), first
+
+
+async def engine_probe(backend: Any, ids: list[int]) -> tuple[list[int], dict[int, float]]:
+    """The engine, through the Backend interface: greedy tokens and first-token top-5 logprobs."""
+    tokens: list[int] = []
+    first: dict[int, float] = {}
+    params = GenParams(max_tokens=PROBE_TOKENS, temperature=0.0, logprobs=5)
+    async for ch in backend.stream(ids, params, f"probe-{torch.randint(0, 1 << 30, ()).item()}"):
+        if ch.logprobs and not first:
+            first = dict(ch.logprobs[0])
+        tokens += ch.token_ids
+    return tokens, first
+
+
+def gap(first_engine: dict[int, float], first_trainer: torch.Tensor) -> float:
+    return max(abs(lp - float(first_trainer[t])) for t, lp in first_engine.items())
+
+
+def test_choose_backend_errors(tmp_path):
+    from training.rollout_engine import choose_backend
+
+    base = {"data": easy_problems(tmp_path)}
+    with pytest.raises(UserError, match="rollout_backend"):
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "tgi"}))
+    with pytest.raises(UserError, match="rollout_server"):
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "server"}))
+    with pytest.raises(UserError, match="use_vllm"):
+        choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "vllm",
+                                                    "trl_args": {"use_vllm": True}}))
+    with pytest.raises(UserError, match="tir: true"):
+        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "vllm"}))
+    assert choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "auto"})) == "transformers"
+    assert choose_backend(load_recipe("cpu_grpo_tir", base)) == "transformers"
+    # the seed's TIR recipe rolls out on vLLM wherever vLLM imports (it does here)
+    assert choose_backend(load_recipe("fast_math_grpo_tir")) == "vllm"
+
+
+def test_trainer_weights_merges_lora_and_restores(tiny_dir):
+    """Pushed tensors carry the base model's names with the adapter merged; the adapter stays."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.vllm_sync import trainer_weights
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.float32)
+    names = {n for n, _ in base.named_parameters()}
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    x = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        before = model(x).logits
+    pushed = dict(trainer_weights(model))
+    with torch.no_grad():
+        after = model(x).logits
+    assert set(pushed) == names
+    assert torch.allclose(before, after, atol=1e-5)  # unmerged again, adapter still active
+    merged = model.merge_and_unload()
+    for n, p in merged.named_parameters():
+        assert torch.allclose(pushed[n], p), n
+    q = next(n for n in names if n.endswith("q_proj.weight"))
+    assert not torch.allclose(pushed[q], AutoModelForCausalLM.from_pretrained(str(tiny_dir)).state_dict()[q])
+
+
+@pytest.mark.slow
+@pytest.mark.train
+@pytest.mark.engine
+def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
+    from agent.prompts import prompt_ids
+    from training.grpo import build_grpo
+
+    r = load_recipe("cpu_grpo_tir", {
+        "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"), "max_rows": 1,
+        "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
+        "max_completion_length": 40, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
+        "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0})
+    trainer, tok, rollout, _ = build_grpo(r)
+    try:
+        start = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+        trainer.train()
+        assert rollout.engine.kind == "vllm" and rollout.backend.name == "vllm"
+        assert rollout.times.calls == 2 and rollout.times.syncs == 1  # pushed after step 1, before step 2's rollout
+        assert len(rollout.last_traces) == 4 and all(t.finish != "error" for t in rollout.last_traces)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        assert max((start[k] - v).abs().max().item() for k, v in model.named_parameters()) > 1e-4
+        ids = prompt_ids(tok, rollout.problem_for(trainer.train_dataset[0]["prompt"]), "tir", rollout.family)
+        eos = sorted({tok.eos_token_id, *([model.generation_config.eos_token_id]
+                                          if isinstance(model.generation_config.eos_token_id, int) else [])})
+        hf_tokens, hf_first = trainer_probe(model, ids, eos)
+
+        _, stale_first = rollout._run(engine_probe(rollout.backend, ids))
+        assert gap(stale_first, hf_first) > 1e-3, "the engine already had step 2's weights before the push"
+
+        rollout.push_weights(model, trainer.state.global_step)
+        eng_tokens, eng_first = rollout._run(engine_probe(rollout.backend, ids))
+        assert gap(eng_first, hf_first) < 1e-3, (eng_first, {t: float(hf_first[t]) for t in eng_first})
+        assert max(eng_first, key=lambda t: eng_first[t]) == int(hf_first.argmax())
+        assert eng_tokens == hf_tokens, (tok.decode(eng_tokens), tok.decode(hf_tokens))
+    finally:
+        rollout.close()
