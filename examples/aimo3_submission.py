@@ -9,7 +9,7 @@ Settings come from the environment so the same file runs everywhere:
   TIRMATH_MODEL        model folder or hub id (default: the built-in SmolLM2, which cannot do olympiad maths)
   TIRMATH_TEST_CSV     the test CSV (default: the competition's test.csv)
   TIRMATH_TIME_BUDGET  seconds for the whole run (default: 9 hours less 15 minutes)
-  TIRMATH_SAMPLES, TIRMATH_MAX_TOKENS, TIRMATH_TIR_RATIO, TIRMATH_RUN_DIR
+  TIRMATH_SAMPLES, TIRMATH_MAX_TOKENS, TIRMATH_TIR_RATIO, TIRMATH_RUN_DIR, TIRMATH_KV_CACHE_GIB (CPU only)
 """
 
 import os
@@ -40,7 +40,9 @@ def make() -> object:
     )
     kaggle = KaggleConfig(competition="aimo3", run_dir=env("TIRMATH_RUN_DIR", "tirmath_run"))
     # The engine starts in the background now; the first predict call waits for it.
-    return make_predict(kaggle, config=config, engine=EngineConfig(model=env("TIRMATH_MODEL") or None))
+    kv = env("TIRMATH_KV_CACHE_GIB")  # CPU boxes only: GiB of KV cache (default 2)
+    engine = EngineConfig(model=env("TIRMATH_MODEL") or None, kv_cache_gib=float(kv) if kv else None)
+    return make_predict(kaggle, config=config, engine=engine)
 
 
 def serve(predict: object) -> None:

@@ -42,7 +42,7 @@ def test_solver_on_the_default_model_is_reused_across_problems() -> None:
     from agent.config import EngineConfig, RolloutConfig, SolveConfig
 
     config = SolveConfig(samples=2, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=48, max_tool_calls=1))
-    with Solver(config, EngineConfig(max_model_len=2048)) as solver:
+    with Solver(config, EngineConfig(max_model_len=2048, kv_cache_gib=0.5)) as solver:
         solver.wait_ready()
         backend = solver.backend
         first = solver.solve("What is 2 + 3?", time_budget=300)
@@ -65,7 +65,7 @@ def test_kaggle_local_killed_and_resumed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "tirmath", "kaggle-local", "--csv", str(csv), "--competition", "aimo3",
            "--time-budget", "1500", "--samples", "2", "--tir-ratio", "0", "--max-tokens", "48",
-           "--max-model-len", "2048", "--out", str(out)]
+           "--max-model-len", "2048", "--kv-cache-gib", "0.5", "--out", str(out)]
     log = tmp_path / "first.log"
     with log.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env(), cwd=ROOT,
@@ -102,7 +102,7 @@ def test_submission_script_rehearsed_with_kaggle_local_notebook(tmp_path: Path) 
     csv = reference_csv(tmp_path / "ref.csv")
     run_env = dict(env(), TIRMATH_TEST_CSV=str(csv), TIRMATH_SAMPLES="2", TIRMATH_MAX_TOKENS="48",
                    TIRMATH_TIME_BUDGET="1200", TIRMATH_RUN_DIR=str(tmp_path / "run"),
-                   TIRMATH_BUNDLE=str(tmp_path / "no-bundle"))
+                   TIRMATH_BUNDLE=str(tmp_path / "no-bundle"), TIRMATH_KV_CACHE_GIB="0.5")
     done = subprocess.run([sys.executable, "-m", "tirmath", "kaggle-local", "--csv", str(csv), "--out",
                            str(tmp_path / "out"), "--time-budget", "1200", "--notebook",
                            str(ROOT / "examples" / "aimo3_submission.py")],
