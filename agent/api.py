@@ -2,9 +2,13 @@
 reused for many problems, from a plain script or from a Jupyter notebook.
 
     from agent import Solver
-    with Solver(SolveConfig(samples=4)) as solver:
+    from agent.config import EngineConfig, SolveConfig
+    with Solver(SolveConfig(samples=4), EngineConfig(model=None)) as solver:   # None: the built-in model
         result = solver.solve("What is 2 + 3?", time_budget=60)
         print(result.answer, result.to_dict())      # the object `tirmath solve --json` prints
+
+It takes the config tree (agent.config): `SolveConfig` (samples, modes, budget, vote, with the
+`RolloutConfig`), `EngineConfig` (model, server, engine options), `SandboxSettings` (kernels).
 
 The solver runs its own asyncio event loop in a background thread, so `solve()` is a plain
 blocking call that works the same in a script and inside a running loop (Jupyter's): the
@@ -28,9 +32,10 @@ from dataclasses import replace
 from typing import Any
 
 from agent.backends.base import Backend
+from agent.config import EngineConfig, SandboxSettings, SolveConfig, validate
 from agent.errors import UserError
 from agent.events import EventHandler
-from agent.solve import ReviseFn, SolveConfig, plan_modes
+from agent.solve import ReviseFn, plan_modes
 from agent.types import Problem, Result, Trace
 
 BackendOpener = Callable[[], Awaitable[Backend]]
@@ -55,26 +60,24 @@ def as_problem(problem: Problem | str, *, id: str | None = None, answer: str | N
 
 
 class Solver:
-    """Holds a backend, a kernel pool and a SolveConfig; solves problems one call at a time.
+    """Holds a backend, a kernel pool and the settings; solves problems one call at a time.
 
-    `model`, `server`, `engine` and `engine_options` go to `agent.backends.open_backend`;
-    `sandbox` is the kernel isolation ("auto", "strict", "none"); `kernels` the pool size
-    (default: the TIR samples in flight). `open_backend` / `open_pool` replace how the backend
-    and pool are opened (custom backends, tests). With `start=False`, call `start()` yourself.
+    `config`, `engine` and `sandbox` are the config tree's groups (each validated here: a bad
+    value is a UserError before anything starts). `open_backend` / `open_pool` replace how the
+    backend and the kernel pool are opened (custom backends, tests). With `start=False`, call
+    `start()` yourself.
     """
 
-    def __init__(self, config: SolveConfig | None = None, *, model: str | None = None,
-                 server: str | None = None, engine: str = "vllm", engine_options: dict[str, Any] | None = None,
-                 sandbox: str = "auto", kernels: int | None = None, open_backend: BackendOpener | None = None,
+    def __init__(self, config: SolveConfig | None = None, engine: EngineConfig | None = None,
+                 sandbox: SandboxSettings | None = None, *, open_backend: BackendOpener | None = None,
                  open_pool: PoolOpener | None = None, start: bool = True) -> None:
-        self.config = config or SolveConfig()
-        self.model, self.server, self.engine = model, server, engine
-        self.engine_options = dict(engine_options or {})
-        self.sandbox = sandbox
+        self.config = validate(config or SolveConfig())
+        self.engine = validate(engine or EngineConfig())
+        self.sandbox = validate(sandbox or SandboxSettings())
+        if len(self.engine.server) > 1:
+            raise UserError("a Solver takes one --server (tirmath eval spreads work over several)")
         n_tir = plan_modes(self.config.samples, self.config.tir_ratio).count("tir")
-        self.kernels = kernels if kernels is not None else min(n_tir, self.config.concurrency or n_tir)
-        if self.kernels < 0:
-            raise UserError("kernels must be 0 or more")
+        self.kernels = self.sandbox.kernels or min(n_tir, self.config.concurrency or n_tir)
         self._open_backend, self._open_pool = open_backend, open_pool
         self.backend: Backend | None = None
         self.pool: Any = None
@@ -106,8 +109,11 @@ class Solver:
         else:
             from agent.backends import open_backend
 
-            self.backend = await open_backend(model=self.model, server=self.server, engine=self.engine,
-                                              **self.engine_options)
+            e = self.engine
+            opts = {} if e.server else e.engine_options()
+            self.backend = await open_backend(model=e.model, server=e.server[0] if e.server else None,
+                                              engine=e.engine, prompt_family=self.config.rollout.prompt_family,
+                                              **opts)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the engine and kernels are up; raise what failed (UserError for a bad model).
@@ -221,11 +227,11 @@ class Solver:
             raise
 
 
-def _default_pool(sandbox: str) -> PoolOpener:
+def _default_pool(sandbox: SandboxSettings) -> PoolOpener:
     async def open_pool(size: int) -> Any:
-        from sandbox.pool import KernelPool, SandboxConfig
+        from sandbox.pool import KernelPool
 
-        pool = KernelPool(size, SandboxConfig(isolation=sandbox))
+        pool = KernelPool(size, sandbox.sandbox_config())
         await pool.start()
         return pool
 

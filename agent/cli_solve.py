@@ -1,14 +1,14 @@
 """`tirmath solve`: solve one problem with voted CoT/TIR samples and show it live.
 
-Parses flags into `SolveConfig`, opens the backend (in-process vLLM, transformers, or a
-server) and a sandboxed kernel pool, runs `agent.solve.solve`, and prints the answer (or one
-JSON object with `--json`); `--trace FILE` writes every sample's full trace as JSONL.
+Parses flags into the config tree and hands them to the Python API (`agent.api.Solver`: the
+backend, in-process vLLM, transformers or a server, and a sandboxed kernel pool), solves, and
+prints the answer (or one JSON object with `--json`); `--trace FILE` writes every sample's full
+trace as JSONL.
 All input is checked before any model is loaded. The work is done by the library.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
 
         resolve_model(engine.model)  # a missing folder fails here, before any engine starts
     out = clean_stdout() if args.json else sys.stdout
-    result = asyncio.run(_run(problem, engine, config, sandbox, args.quiet))
+    result = _run(problem, engine, config, sandbox, args.quiet)
     if args.trace is not None:
         atomic_write(args.trace, "".join(json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in result.traces))
     if args.json:
@@ -115,32 +115,16 @@ def _exit_code(result: Any) -> int:
     return 0
 
 
-async def _run(problem: Problem, engine: EngineConfig, config: SolveConfig, sandbox: SandboxSettings,
-               quiet: bool) -> Any:
-    from agent.backends import open_backend
-    from agent.solve import plan_modes, solve
+def _run(problem: Problem, engine: EngineConfig, config: SolveConfig, sandbox: SandboxSettings,
+         quiet: bool) -> Any:
+    """The work, by the Python API: one `Solver` (engine, kernels), one `solve`, shown live."""
+    from agent.api import Solver
     from agent.view import make_view
-    from sandbox.pool import KernelPool
 
-    pool = None
-    n_tir = plan_modes(config.samples, config.tir_ratio).count("tir")
-    if n_tir:
-        pool = KernelPool(sandbox.kernels or min(n_tir, config.concurrency or n_tir),
-                          sandbox.sandbox_config())
-        await pool.start()
-    backend = None
-    try:
-        backend = await open_backend(model=engine.model, server=engine.server[0] if engine.server else None,
-                                     engine=engine.engine, prompt_family=config.rollout.prompt_family,
-                                     **engine.engine_options())
+    with Solver(config, engine, sandbox) as solver:
         view = make_view(f"tirmath solve: {problem.id}", quiet=quiet)
         try:
-            return await solve(problem, backend, pool, config, on_event=view)
+            return solver.solve(problem, on_event=view)
         finally:
             if view is not None:
                 view.close()
-    finally:
-        if backend is not None:
-            await backend.close()
-        if pool is not None:
-            await pool.close()

@@ -209,7 +209,8 @@ class SolveConfig:
     samples: int = setting(8, "samples per problem", lo=1)
     tir_ratio: float = setting(0.5, "share of TIR samples; the rest are plain CoT", lo=0, hi=1)
     seed: int = setting(0, "base seed; every sample's seed is derived from it, the problem id and its index")
-    time_budget: float | None = setting(None, "wall seconds for the problem (eval --kaggle: for the whole run)",
+    time_budget: float | None = setting(None, "wall seconds for the problem (eval --kaggle, kaggle-local and "
+                                        "Kaggle's make_predict: for the whole run)",
                                         lo=0, lo_open=True)
     policy: str = setting("fixed", "stop policy: fixed, agree:K, consistency:K/N, posterior:P (alias sprt:P)",
                           check=_check_policy)

@@ -1,7 +1,8 @@
 """A Kaggle `predict` that never fails: `make_predict(...)` for the AIMO inference servers.
 
     from evals.kaggle import KaggleConfig, make_predict
-    predict = make_predict(KaggleConfig(competition="aimo3"), config=SolveConfig(samples=8), model=MODEL)
+    predict = make_predict(KaggleConfig(competition="aimo3"), config=SolveConfig(samples=8),
+                           engine=EngineConfig(model=MODEL))
     server = kaggle_evaluation.aimo_3_inference_server.AIMO3InferenceServer(predict)
 
 The competition's gateway calls `predict(*row)` once per problem, one row at a time in a
@@ -35,8 +36,9 @@ from typing import Any
 
 from agent.api import Solver
 from agent.budget import make_scheduler
+from agent.config import EngineConfig, SandboxSettings, SolveConfig, setting, validate
 from agent.errors import UserError
-from agent.solve import SolveConfig, voters
+from agent.solve import voters
 from agent.types import Answer, Problem, Result, Trace, Vote
 from agent.vote import make_weight, vote
 from evals.store import RunStore, problem_record, sample_record
@@ -58,42 +60,48 @@ COMPETITIONS = {
 }
 
 
+def _check_competition(name: str) -> None:
+    if name not in COMPETITIONS:
+        raise UserError(f"unknown competition {name!r}; choose from {', '.join(COMPETITIONS)}")
+
+
+def _check_scheduler(spec: str) -> None:
+    make_scheduler(spec, 1.0, 1)
+
+
 @dataclass(frozen=True)
 class KaggleConfig:
-    """How a Kaggle run spends its clock and where it keeps its records."""
+    """How a Kaggle run spends its clock and where it keeps its records (a group of the config tree)."""
 
-    competition: str = "aimo3"  # aimo2 | aimo3 (answer range, problem count, run time)
-    time_budget: float | None = None  # seconds for the whole run from make_predict (None: the competition's)
-    problems: int | None = None  # problems expected (None: the competition's)
-    scheduler: str = "bank"  # agent.budget.make_scheduler spec
-    reserve: float | None = None  # seconds kept back at the end (None: 2% of the run, at most 60)
-    grace: float = 5.0  # seconds past a problem's deadline before it is cancelled outright
-    min_budget: float = 1.0  # below this many seconds a problem is not started (fallback answer)
-    fallback: int = 0  # the fixed guess when no sample gave an answer
-    run_dir: str = "tirmath_run"  # the run store
+    competition: str = setting("aimo3", "competition: aimo2 (answers mod 1000) or aimo3 (mod 100000)",
+                               check=_check_competition)
+    problems: int | None = setting(None, "problems expected (default: the competition's, 50)", lo=1)
+    scheduler: str = setting("bank", "time scheduler: flat | bank[:F[:X]]", check=_check_scheduler)
+    reserve: float | None = setting(None, "seconds kept back at the end (default: 2%% of the run, at most 60)",
+                                    lo=0)
+    grace: float = setting(5.0, "seconds past a problem's deadline before it is cancelled outright", lo=0)
+    min_budget: float = setting(1.0, "a problem with less time than this is not started (fallback answer)",
+                                lo=0, lo_open=True)
+    fallback: int = setting(0, "the fixed guess when no sample gave an answer", lo=0)
+    run_dir: str = setting("tirmath_run", "the run store (tirmath report RUN_DIR)")
 
     def __post_init__(self) -> None:
-        if self.competition not in COMPETITIONS:
-            raise UserError(f"unknown competition {self.competition!r}; choose from {', '.join(COMPETITIONS)}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise UserError("the time budget must be positive")
-        if self.problems is not None and self.problems < 1:
-            raise UserError("problems must be at least 1")
+        validate(self)
 
     @property
     def spec(self) -> Competition:
         return COMPETITIONS[self.competition]
 
-    def total(self) -> float:
-        """Seconds for the whole run."""
-        return self.time_budget or self.spec.seconds
+    def total(self, time_budget: float | None) -> float:
+        """Seconds for the whole run: SolveConfig.time_budget (as in `eval --kaggle`), else the competition's."""
+        return time_budget or self.spec.seconds
 
-    def reserve_seconds(self) -> float:
-        return self.reserve if self.reserve is not None else min(60.0, 0.02 * self.total())
+    def reserve_seconds(self, total: float) -> float:
+        return self.reserve if self.reserve is not None else min(60.0, 0.02 * total)
 
-    def share(self) -> float:
+    def share(self, total: float) -> float:
         """An equal share of the run for each expected problem (what a first problem may get)."""
-        return (self.total() - self.reserve_seconds()) / (self.problems or self.spec.problems)
+        return (total - self.reserve_seconds(total)) / (self.problems or self.spec.problems)
 
 
 @dataclass
@@ -106,17 +114,19 @@ class Outcome:
     seconds: float
     budget: float | None = None
     traces: list[Trace] = field(default_factory=list)
+    solving: float = 0.0  # seconds inside the solver (the rest of `seconds` is predict's own overhead)
+    stop: str = ""  # the solve's stop reason ("time": cut short by the deadline)
 
 
 class KagglePredictor:
     """The callable `make_predict` returns: `predict(id_, problem, answer=None)` -> DataFrame."""
 
-    def __init__(self, solver: Solver, config: KaggleConfig, clock: Any = time.monotonic) -> None:
+    def __init__(self, solver: Solver, config: KaggleConfig, total: float, clock: Any = time.monotonic) -> None:
         self.solver, self.config, self.clock = solver, config, clock
         self.created = clock()
-        comp = config.spec
-        self.total = config.total()
-        self.expected = config.problems or comp.problems
+        self.total = total
+        self.reserve = config.reserve_seconds(total)
+        self.expected = config.problems or config.spec.problems
         self.scheduler = make_scheduler(config.scheduler, self.total, self.expected)
         self.store = RunStore(config.run_dir, _identity(solver, config, self.total), _meta(solver))
         self._file_log = _attach_file_log(config.run_dir)
@@ -129,7 +139,7 @@ class KagglePredictor:
 
     def time_left(self) -> float:
         """Seconds the run may still spend on problems (the reserve excluded)."""
-        return self.total - self.used_before - (self.clock() - self.created) - self.config.reserve_seconds()
+        return self.total - self.used_before - (self.clock() - self.created) - self.reserve
 
     def __call__(self, id_: Any, problem: Any = None, answer: Any = None, *_: Any) -> Any:
         t0 = self.clock()
@@ -185,8 +195,15 @@ class KagglePredictor:
             return new
 
         skip = self.store.data.traces(prob.id)
-        fut = self.solver.submit(prob, time_budget=budget, on_trace=on_trace, skip=skip, revise=revise)
         start = self.clock()
+        fut = self.solver.submit(prob, time_budget=budget, on_trace=on_trace, skip=skip, revise=revise)
+        out = self._await(fut, prob, start, granted, traces, t0)
+        out.solving = self.clock() - start
+        return out
+
+    def _await(self, fut: concurrent.futures.Future[Result], prob: Problem, start: float, granted: list[float],
+               traces: list[Trace], t0: float) -> Outcome:
+        """The solve's outcome; cancelled `grace` s after its (possibly extended) deadline."""
         while True:
             wait = start + granted[0] + self.config.grace - self.clock()
             try:
@@ -199,8 +216,11 @@ class KagglePredictor:
                 return self._record_fallback(prob.id, prob, traces, "cut off at the deadline", t0, granted[0])
             except Exception as e:
                 log.exception("problem %s: solve failed (%s)", prob.id, e)
-                return self._record_fallback(prob.id, prob, traces, f"error: {type(e).__name__}: {e}", t0, budget)
-        return self._record_result(result, granted[0], t0, traces)
+                return self._record_fallback(prob.id, prob, traces, f"error: {type(e).__name__}: {e}", t0,
+                                             granted[0])
+        out = self._record_result(result, granted[0], t0, traces)
+        out.stop = result.stop_reason
+        return out
 
     def _record_result(self, result: Result, budget: float, t0: float, traces: list[Trace]) -> Outcome:
         if result.answer is None:
@@ -239,16 +259,20 @@ class KagglePredictor:
                 self._file_log.close()
 
 
-def make_predict(kaggle: KaggleConfig | None = None, *, solver: Solver | None = None,
-                 config: SolveConfig | None = None, **solver_options: Any) -> KagglePredictor:
+def make_predict(kaggle: KaggleConfig | None = None, *, config: SolveConfig | None = None,
+                 engine: EngineConfig | None = None, sandbox: SandboxSettings | None = None,
+                 solver: Solver | None = None) -> KagglePredictor:
     """A never-failing `predict`; starts a Solver (engine in the background) unless given one.
 
-    `config` and `solver_options` (model, server, engine, engine_options, sandbox, kernels, ...)
-    go to `agent.api.Solver`. Bad settings raise UserError here, before anything starts."""
+    `config`, `engine` and `sandbox` are the config tree's groups, for `agent.api.Solver`;
+    `config.time_budget` is the whole run's (default: the competition's), each problem gets its
+    share from the scheduler. Bad settings raise UserError here, before anything starts."""
     kaggle = kaggle or KaggleConfig()
+    config = config or (solver.config if solver is not None else SolveConfig())
+    total = kaggle.total(config.time_budget)
     if solver is None:
-        solver = Solver(config, start=False, **solver_options)
-    predictor = KagglePredictor(solver, kaggle)
+        solver = Solver(replace(config, time_budget=None), engine, sandbox, start=False)
+    predictor = KagglePredictor(solver, kaggle, total)
     solver.start()
     return predictor
 
@@ -331,9 +355,10 @@ def _identity(solver: Solver, config: KaggleConfig, total: float) -> dict[str, A
     c = solver.config
     roll = asdict(c.rollout)
     return {"kaggle": True, "dataset": f"kaggle:{config.competition}", "competition": config.competition,
-            "model": solver.model or (solver.server or "default"), "samples": c.samples,
+            "model": solver.engine.model or (solver.engine.server[0] if solver.engine.server else "default"),
+            "samples": c.samples,
             "tir_ratio": c.tir_ratio, "seed": c.seed, "policy": c.policy, "weight": c.weight,
-            "scheduler": config.scheduler, "time_budget": total, "reserve": config.reserve_seconds(),
+            "scheduler": config.scheduler, "time_budget": total, "reserve": config.reserve_seconds(total),
             **{k: roll[k] for k in ("max_tokens", "max_tool_calls", "cell_timeout", "temperature", "top_p",
                                     "prompt_family")}}
 
@@ -341,7 +366,7 @@ def _identity(solver: Solver, config: KaggleConfig, total: float) -> dict[str, A
 def _meta(solver: Solver) -> dict[str, Any]:
     from agent import __version__
 
-    return {"tirmath_version": __version__, "command": "kaggle predict", "servers": [solver.server] if solver.server else []}
+    return {"tirmath_version": __version__, "command": "kaggle predict", "servers": list(solver.engine.server)}
 
 
 def _attach_file_log(run_dir: str) -> logging.Handler | None:

@@ -9,7 +9,7 @@ Settings come from the environment so the same file runs everywhere:
   TIRMATH_MODEL        model folder or hub id (default: the built-in SmolLM2, which cannot do olympiad maths)
   TIRMATH_TEST_CSV     the test CSV (default: the competition's test.csv)
   TIRMATH_TIME_BUDGET  seconds for the whole run (default: 9 hours less 15 minutes)
-  TIRMATH_SAMPLES, TIRMATH_MAX_TOKENS, TIRMATH_TIR_RATIO, TIRMATH_RUN_DIR
+  TIRMATH_SAMPLES, TIRMATH_MAX_TOKENS, TIRMATH_TIR_RATIO, TIRMATH_RUN_DIR, TIRMATH_KV_CACHE_GIB (CPU only)
 """
 
 import os
@@ -27,8 +27,7 @@ def install_offline() -> None:
 
 
 def make() -> object:
-    from agent.rollout import RolloutConfig
-    from agent.solve import SolveConfig
+    from agent.config import EngineConfig, RolloutConfig, SolveConfig
     from evals.kaggle import KaggleConfig, make_predict
 
     env = os.environ.get
@@ -37,11 +36,13 @@ def make() -> object:
         tir_ratio=float(env("TIRMATH_TIR_RATIO", "0.5")),
         rollout=RolloutConfig(max_tokens=int(env("TIRMATH_MAX_TOKENS", "16384"))),
         policy="consistency:4/5",
+        time_budget=float(env("TIRMATH_TIME_BUDGET", str(9 * 3600 - 900))),  # the whole run's
     )
-    kaggle = KaggleConfig(competition="aimo3", time_budget=float(env("TIRMATH_TIME_BUDGET", str(9 * 3600 - 900))),
-                          run_dir=env("TIRMATH_RUN_DIR", "tirmath_run"))
+    kaggle = KaggleConfig(competition="aimo3", run_dir=env("TIRMATH_RUN_DIR", "tirmath_run"))
     # The engine starts in the background now; the first predict call waits for it.
-    return make_predict(kaggle, config=config, model=env("TIRMATH_MODEL") or None)
+    kv = env("TIRMATH_KV_CACHE_GIB")  # CPU boxes only: GiB of KV cache (default 2)
+    engine = EngineConfig(model=env("TIRMATH_MODEL") or None, kv_cache_gib=float(kv) if kv else None)
+    return make_predict(kaggle, config=config, engine=engine)
 
 
 def serve(predict: object) -> None:

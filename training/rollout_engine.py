@@ -118,9 +118,9 @@ async def open_rollout_engine(kind: str, recipe: Any, model_path: str, live_mode
     if kind == "vllm":
         from agent.backends.vllm_engine import VLLMEngineBackend, cuda_available
 
-        backend = await VLLMEngineBackend.create(model_path, **engine_options(recipe, cuda_available()))
-        return RolloutEngine(kind, backend, EngineWeightSync(backend.engine))
+        engine = await VLLMEngineBackend.create(model_path, **engine_options(recipe, cuda_available()))
+        return RolloutEngine(kind, engine, EngineWeightSync(engine.engine))
     from agent.backends.server import ServerBackend
 
-    backend = await ServerBackend.open(recipe.rollout_server, tokenizer=tokenizer)
-    return RolloutEngine(kind, backend, ServerWeightSync(recipe.rollout_server, recipe.rollout_sync_dir))
+    server = await ServerBackend.open(recipe.rollout_server, tokenizer=tokenizer)
+    return RolloutEngine(kind, server, ServerWeightSync(recipe.rollout_server, recipe.rollout_sync_dir))

@@ -12,17 +12,18 @@ import polars as pl
 import pytest
 
 from agent.api import Solver
+from agent.config import SolveConfig
 from agent.errors import UserError
-from agent.solve import SolveConfig
-from evals.fakes import FakeBackend, FakePool
 from evals.kaggle import KaggleConfig, make_predict
 from evals.kaggle_local import GatewayConfig, GatewayError, check_response, read_test_csv, run_gateway
+from tests.fakes import FakeBackend, FakePool, ScriptedBackend, seeded_answers
 
 FIXTURE_ROWS = [("a1", "What is 1+1?", "2"), ("b2", "What is 2+2?", "4"), ("c3", "What is 3+3?", "6")]
 
 
 def fake_solver(answers: tuple[int, ...] = (123456,), delay: float = 0.0, fail: bool = False,
-                samples: int = 4, **kw: Any) -> tuple[Solver, FakeBackend]:
+                samples: int = 4, time_budget: float | None = 600, **kw: Any) -> tuple[Solver, ScriptedBackend]:
+    """A Solver on the scripted backend; `time_budget` is the whole Kaggle run's (make_predict)."""
     backend = FakeBackend(answers=answers, delay=delay)
 
     async def open_backend() -> Any:
@@ -33,7 +34,7 @@ def fake_solver(answers: tuple[int, ...] = (123456,), delay: float = 0.0, fail: 
     async def open_pool(size: int) -> Any:
         return FakePool()
 
-    cfg = SolveConfig(samples=samples, tir_ratio=0.5, **kw)
+    cfg = SolveConfig(samples=samples, tir_ratio=0.5, time_budget=time_budget, **kw)
     return Solver(cfg, open_backend=open_backend, open_pool=open_pool, start=False), backend
 
 
@@ -49,7 +50,7 @@ def series(pid: str, text: str) -> tuple[pl.Series, pl.Series]:
 
 def test_predict_answers_one_row_frame_reduced_to_range(tmp_path: Path) -> None:
     solver, backend = fake_solver(answers=(123456,))
-    predict = make_predict(KaggleConfig(competition="aimo3", time_budget=600, run_dir=str(tmp_path / "run")),
+    predict = make_predict(KaggleConfig(competition="aimo3", run_dir=str(tmp_path / "run")),
                            solver=solver)
     try:
         out = predict(*series("x1", "Find x."))
@@ -57,14 +58,14 @@ def test_predict_answers_one_row_frame_reduced_to_range(tmp_path: Path) -> None:
         predict.close()
     assert isinstance(out, pl.DataFrame)
     assert out.to_dicts() == [{"id": "x1", "answer": 23456}]
-    assert predict.outcomes[0].how == "solved" and backend.requests > 0
+    assert predict.outcomes[0].how == "solved" and len(backend.requests) > 0
 
 
 def test_predict_aimo2_modulus_and_pandas_input(tmp_path: Path) -> None:
     import pandas as pd
 
     solver, _ = fake_solver(answers=(123456,))
-    predict = make_predict(KaggleConfig(competition="aimo2", time_budget=600, run_dir=str(tmp_path / "run")),
+    predict = make_predict(KaggleConfig(competition="aimo2", run_dir=str(tmp_path / "run")),
                            solver=solver)
     try:
         out = predict(pd.Series(["p"], name="id"), pd.Series(["Find y."], name="problem"))
@@ -75,7 +76,7 @@ def test_predict_aimo2_modulus_and_pandas_input(tmp_path: Path) -> None:
 
 def test_engine_that_fails_to_load_gives_logged_fallback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     solver, _ = fake_solver(fail=True)
-    predict = make_predict(KaggleConfig(time_budget=600, fallback=7, run_dir=str(tmp_path / "run")), solver=solver)
+    predict = make_predict(KaggleConfig(fallback=7, run_dir=str(tmp_path / "run")), solver=solver)
     try:
         first = predict(*series("a", "Q?"))
         second = predict(*series("b", "Q?"))  # the run goes on
@@ -89,7 +90,7 @@ def test_engine_that_fails_to_load_gives_logged_fallback(tmp_path: Path, caplog:
 
 def test_bad_row_never_raises(tmp_path: Path) -> None:
     solver, _ = fake_solver()
-    predict = make_predict(KaggleConfig(time_budget=600, run_dir=str(tmp_path / "run")), solver=solver)
+    predict = make_predict(KaggleConfig(run_dir=str(tmp_path / "run")), solver=solver)
     try:
         out = predict(pl.Series("id", ["z"]), pl.Series("problem", [None]))
         two = predict(pl.Series("id", ["y", "w"]), pl.Series("problem", ["a", "b"]))
@@ -101,28 +102,24 @@ def test_bad_row_never_raises(tmp_path: Path) -> None:
 
 
 def test_no_time_left_gives_fallback_without_solving(tmp_path: Path) -> None:
-    solver, backend = fake_solver()
-    predict = make_predict(KaggleConfig(time_budget=0.5, reserve=0.0, problems=1, run_dir=str(tmp_path / "run")),
-                           solver=solver)
+    solver, backend = fake_solver(time_budget=0.5)
+    predict = make_predict(KaggleConfig(reserve=0.0, problems=1, run_dir=str(tmp_path / "run")), solver=solver)
     try:
         out = predict(*series("a", "Q?"))
     finally:
         predict.close()
     assert out["answer"].to_list() == [0]
     assert predict.outcomes[0].how == "fallback:no_time"
-    assert backend.requests == 0
+    assert len(backend.requests) == 0
 
 
-class HalfStuck(FakeBackend):
+class HalfStuck(ScriptedBackend):
     """The first request answers at once; later ones hang for `hang` s, ignoring cancellation."""
 
-    def __init__(self, hang: float) -> None:
-        super().__init__(answers=(77,))
-        self.hang, self.n = hang, 0
+    hang = 10.0
 
     async def stream(self, prompt_ids: Any, params: Any, request_id: str) -> Any:
-        self.n += 1
-        if self.n > 1:
+        if self.requests:
             end = time.monotonic() + self.hang
             while time.monotonic() < end:
                 try:
@@ -134,13 +131,13 @@ class HalfStuck(FakeBackend):
 
 
 def test_hung_problem_is_cut_off_with_the_leading_partial_vote(tmp_path: Path) -> None:
-    backend = HalfStuck(hang=10.0)
+    backend = HalfStuck(seeded_answers((77,)))
 
     async def open_backend() -> Any:
         return backend
 
-    solver = Solver(SolveConfig(samples=3, tir_ratio=0.0), open_backend=open_backend, start=False)
-    predict = make_predict(KaggleConfig(time_budget=2, reserve=0, problems=1, grace=0.5, scheduler="flat",
+    solver = Solver(SolveConfig(samples=3, tir_ratio=0.0, time_budget=2), open_backend=open_backend, start=False)
+    predict = make_predict(KaggleConfig(reserve=0, problems=1, grace=0.5, scheduler="flat",
                                         run_dir=str(tmp_path / "run")), solver=solver)
     t0 = time.monotonic()
     try:
@@ -156,13 +153,13 @@ def test_hung_problem_is_cut_off_with_the_leading_partial_vote(tmp_path: Path) -
 def test_rerun_answers_stored_problems_without_solving(tmp_path: Path) -> None:
     run = str(tmp_path / "run")
     solver, backend = fake_solver(answers=(5,))
-    predict = make_predict(KaggleConfig(time_budget=600, run_dir=run), solver=solver)
+    predict = make_predict(KaggleConfig(run_dir=run), solver=solver)
     try:
         predict(*series("a", "Q?"))
     finally:
         predict.close()
     solver2, backend2 = fake_solver(answers=(9,))
-    predict2 = make_predict(KaggleConfig(time_budget=600, run_dir=run), solver=solver2)
+    predict2 = make_predict(KaggleConfig(run_dir=run), solver=solver2)
     try:
         again = predict2(*series("a", "Q?"))
         fresh = predict2(*series("b", "Q?"))
@@ -179,7 +176,7 @@ def test_tirmath_report_works_on_a_predict_run(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     solver, _ = fake_solver(answers=(2,))
-    predict = make_predict(KaggleConfig(time_budget=600, run_dir=str(run)), solver=solver)
+    predict = make_predict(KaggleConfig(run_dir=str(run)), solver=solver)
     try:
         predict(pl.Series("id", ["a1"]), pl.Series("problem", ["What is 1+1?"]), pl.Series("answer", [2]))
     finally:
@@ -193,10 +190,10 @@ def test_tirmath_report_works_on_a_predict_run(tmp_path: Path) -> None:
 def test_gateway_serves_shuffled_rows_and_scores(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "test.csv")
     solver, _ = fake_solver(answers=(4,))
-    predict = make_predict(KaggleConfig(time_budget=600, problems=3, run_dir=str(tmp_path / "run")), solver=solver)
+    predict = make_predict(KaggleConfig(problems=3, run_dir=str(tmp_path / "run")), solver=solver)
     lines: list[str] = []
     try:
-        report = run_gateway(predict, GatewayConfig(csv=csv, time_budget=600, seed=1,
+        report = run_gateway(predict, GatewayConfig(csv=csv, seed=1,
                                                      out=str(tmp_path / "submission.parquet")), echo=lines.append)
     finally:
         predict.close()
@@ -274,7 +271,7 @@ def test_csv_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_bad_input_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli import main
+    from tirmath.cli import main
 
     bad = write_csv(tmp_path / "a.csv", [("1", "x")], header="id,question")
     assert main(["kaggle-local", "--csv", bad]) == 2
@@ -290,7 +287,7 @@ def test_cli_bad_input_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_cli_model_that_fails_to_load_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli import main
+    from tirmath.cli import main
 
     csv = write_csv(tmp_path / "b.csv")
     code = main(["kaggle-local", "--csv", csv, "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "o")])

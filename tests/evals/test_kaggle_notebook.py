@@ -20,7 +20,7 @@ def test_submission_notebook_runs_under_jupyter(tmp_path: Path, monkeypatch: pyt
     csv = reference_csv(tmp_path / "reference.csv")
     for k, v in {"PYTHONPATH": str(ROOT), "TIRMATH_TEST_CSV": str(csv), "TIRMATH_SAMPLES": "2",
                  "TIRMATH_MAX_TOKENS": "48", "TIRMATH_TIME_BUDGET": "1200", "TIRMATH_RUN_DIR": str(tmp_path / "run"),
-                 "TIRMATH_BUNDLE": str(tmp_path / "no-bundle"), "VLLM_CPU_KVCACHE_SPACE": "1"}.items():
+                 "TIRMATH_BUNDLE": str(tmp_path / "no-bundle"), "VLLM_CPU_KVCACHE_SPACE": "1", "TIRMATH_KV_CACHE_GIB": "0.5"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
     nb = nbformat.read(ROOT / "examples" / "aimo3_submission.ipynb", as_version=4)

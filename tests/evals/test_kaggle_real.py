@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from evals.datasets import load_problems
+from agent.datasets import load_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
@@ -39,11 +39,10 @@ def env() -> dict[str, str]:
 
 def test_solver_on_the_default_model_is_reused_across_problems() -> None:
     from agent.api import Solver
-    from agent.rollout import RolloutConfig
-    from agent.solve import SolveConfig
+    from agent.config import EngineConfig, RolloutConfig, SolveConfig
 
     config = SolveConfig(samples=2, tir_ratio=0.5, rollout=RolloutConfig(max_tokens=48, max_tool_calls=1))
-    with Solver(config, engine_options={"max_model_len": 2048}) as solver:
+    with Solver(config, EngineConfig(max_model_len=2048, kv_cache_gib=0.5)) as solver:
         solver.wait_ready()
         backend = solver.backend
         first = solver.solve("What is 2 + 3?", time_budget=300)
@@ -64,15 +63,17 @@ def _records(run: Path) -> list[dict]:
 def test_kaggle_local_killed_and_resumed(tmp_path: Path) -> None:
     csv = reference_csv(tmp_path / "ref.csv")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "agent.cli", "kaggle-local", "--csv", str(csv), "--competition", "aimo3",
+    cmd = [sys.executable, "-m", "tirmath", "kaggle-local", "--csv", str(csv), "--competition", "aimo3",
            "--time-budget", "1500", "--samples", "2", "--tir-ratio", "0", "--max-tokens", "48",
-           "--max-model-len", "2048", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(),
-                            cwd=ROOT, start_new_session=True)
+           "--max-model-len", "2048", "--kv-cache-gib", "0.5", "--out", str(out)]
+    log = tmp_path / "first.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env(), cwd=ROOT,
+                                start_new_session=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # "[1/3] ID: ANSWER ... used S s, left L s"
-        assert first.startswith("[1/3] "), first
+        assert first.startswith("[1/3] "), log.read_text()[-2000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -92,7 +93,7 @@ def test_kaggle_local_killed_and_resumed(tmp_path: Path) -> None:
     assert sorted(sub["id"].to_list()) == sorted(pl.read_csv(csv)["id"].to_list())
     assert all(0 <= a < 100000 for a in sub["answer"].to_list())
     assert any(ln.startswith("score: ") for ln in lines)
-    report = subprocess.run([sys.executable, "-m", "agent.cli", "report", str(out / "run")], capture_output=True,
+    report = subprocess.run([sys.executable, "-m", "tirmath", "report", str(out / "run")], capture_output=True,
                             text=True, env=env(), cwd=ROOT, timeout=300)
     assert report.returncode == 0 and "Kaggle score" in report.stdout
 
@@ -101,8 +102,8 @@ def test_submission_script_rehearsed_with_kaggle_local_notebook(tmp_path: Path) 
     csv = reference_csv(tmp_path / "ref.csv")
     run_env = dict(env(), TIRMATH_TEST_CSV=str(csv), TIRMATH_SAMPLES="2", TIRMATH_MAX_TOKENS="48",
                    TIRMATH_TIME_BUDGET="1200", TIRMATH_RUN_DIR=str(tmp_path / "run"),
-                   TIRMATH_BUNDLE=str(tmp_path / "no-bundle"))
-    done = subprocess.run([sys.executable, "-m", "agent.cli", "kaggle-local", "--csv", str(csv), "--out",
+                   TIRMATH_BUNDLE=str(tmp_path / "no-bundle"), TIRMATH_KV_CACHE_GIB="0.5")
+    done = subprocess.run([sys.executable, "-m", "tirmath", "kaggle-local", "--csv", str(csv), "--out",
                            str(tmp_path / "out"), "--time-budget", "1200", "--notebook",
                            str(ROOT / "examples" / "aimo3_submission.py")],
                           capture_output=True, text=True, env=run_env, cwd=tmp_path, timeout=1500)
