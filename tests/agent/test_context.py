@@ -21,14 +21,17 @@ P = Problem("ctx", "Write the numbers from 1 upwards, one per line, and never st
 
 
 class NoEOS:
-    """The real engine, asked never to stop at end of sequence (so a sample runs to its budget)."""
+    """The real engine, asked never to stop at end of sequence (so a sample runs to its budget); the
+    live text it reports has `\\boxed` defused, so the loop's early answer stop cannot end the sample
+    first (the tokens, which the trace is built from, are the engine's own)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.name, self.tokenizer = inner, inner.name, inner.tokenizer
         self.eos_token_ids, self.max_model_len = inner.eos_token_ids, inner.max_model_len
 
-    def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
-        return self.inner.stream(prompt_ids, dataclasses.replace(params, ignore_eos=True), request_id)
+    async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
+        async for ch in self.inner.stream(prompt_ids, dataclasses.replace(params, ignore_eos=True), request_id):
+            yield dataclasses.replace(ch, text=ch.text.replace("boxed", "b0xed"))
 
     async def abort(self, request_id: str) -> None:
         await self.inner.abort(request_id)
@@ -42,7 +45,7 @@ class NoEOS:
 async def test_engine_gets_the_models_own_context_and_a_sample_runs_past_4k(vllm_backend: Any) -> None:
     assert vllm_backend.max_model_len == 8192  # SmolLM2's max_position_embeddings, not 4096
     t = await rollout(P, NoEOS(vllm_backend), None, "cot", RolloutConfig(max_tokens=4600, temperature=0))
-    assert t.finish == "length" and t.tokens == 4600 and t.prompt_tokens + t.tokens > 4096
+    assert (t.finish, t.tokens) == ("length", 4600) and t.prompt_tokens + t.tokens > 4096
 
 
 @pytest.mark.engine
