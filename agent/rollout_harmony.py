@@ -205,6 +205,24 @@ async def _acquire(pool: Any) -> Any:
         raise harmony.HarmonyParseError(f"the sandbox could not start a kernel: {e}") from e
 
 
+def _params(config: RolloutConfig, limit: int, seed: int, n: int) -> GenParams:
+    return GenParams(max_tokens=limit, temperature=config.temperature, top_p=config.top_p,
+                     seed=(seed * 1_000_003 + n) % (2**31), stop_token_ids=harmony.stop_token_ids(),
+                     min_p=config.min_p, logprobs=config.logprobs or None)
+
+
+def _trace(problem: Problem, mode: Mode, index: int, seed: int, st: _State, finish: Finish, error: str | None,
+           start: float, prompt_len: int, config: RolloutConfig) -> Trace:
+    return Trace(
+        problem_id=problem.id, index=index, seed=seed, mode=mode, steps=tuple(st.steps),
+        answer=answer_of(st, problem.modulus), finish=finish, tokens=st.tokens,
+        tool_calls=st.tool_calls, seconds=time.monotonic() - start, prompt_tokens=prompt_len, error=error,
+        token_ids=tuple(st.completion_ids) if config.record_tokens else (),
+        mask=tuple(st.mask) if config.record_tokens else (),
+        mean_entropy=st.entropy_sum / st.entropy_n if st.entropy_n else None,
+    )
+
+
 async def rollout_harmony(
     problem: Problem, backend: Backend, pool: Any, mode: Mode, config: RolloutConfig, index: int = 0,
     seed: int = 0, on_event: EventHandler | None = None, deadline: Deadline | None = None,
@@ -226,10 +244,7 @@ async def rollout_harmony(
             if limit <= 0:
                 finish = "context" if context_bound else "length"
                 break
-            params = GenParams(max_tokens=limit, temperature=config.temperature, top_p=config.top_p,
-                               seed=(seed * 1_000_003 + n) % (2**31), stop_token_ids=harmony.stop_token_ids(),
-                               min_p=config.min_p, logprobs=config.logprobs or None)
-            rnd = await _generate(backend, st, params, f"{problem.id}#{index}#{seed}#{n}", on_event, index,
+            rnd = await _generate(backend, st, _params(config, limit, seed, n), f"{problem.id}#{index}#{seed}#{n}", on_event, index,
                                   deadline, cancel)
             _record(st, rnd)
             call = rnd.messages[-1] if rnd.messages and rnd.messages[-1].recipient else None
@@ -257,14 +272,7 @@ async def rollout_harmony(
     finally:
         if session is not None:
             release_in_background(pool, session, st.running)
-    trace = Trace(
-        problem_id=problem.id, index=index, seed=seed, mode=mode, steps=tuple(st.steps),
-        answer=answer_of(st, problem.modulus), finish=finish or "error", tokens=st.tokens,
-        tool_calls=st.tool_calls, seconds=time.monotonic() - start, prompt_tokens=len(prompt), error=error,
-        token_ids=tuple(st.completion_ids) if config.record_tokens else (),
-        mask=tuple(st.mask) if config.record_tokens else (),
-        mean_entropy=st.entropy_sum / st.entropy_n if st.entropy_n else None,
-    )
+    trace = _trace(problem, mode, index, seed, st, finish or "error", error, start, len(prompt), config)
     emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=trace.finish))
     return trace
 

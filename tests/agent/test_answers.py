@@ -140,8 +140,20 @@ def test_extract_answer_table(completion: str, value: int | None, source: str | 
     assert got.value == value
 
 
-def test_table_is_large_enough() -> None:
-    assert len(EXTRACT_CASES) >= 60
+def test_table_covers_every_answer_source() -> None:
+    """The regression table grades through every extraction path the answer code has (a path with no
+    row would go unchecked): each source that `extract_answer` can report is reached by some row."""
+    from typing import get_args
+
+    from agent.types import AnswerSource
+
+    seen = set()
+    for case in EXTRACT_CASES:
+        ans = extract_answer(case[0], ())
+        if ans is not None:
+            seen.add(ans.source)
+    assert {"boxed", "final_answer"} <= seen, seen
+    assert seen <= set(get_args(AnswerSource))
 
 
 @pytest.mark.parametrize(

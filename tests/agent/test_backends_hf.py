@@ -42,6 +42,9 @@ async def test_seeded_sampling_repeats(hf_backend: HFBackend) -> None:
     a = joined(await collect(hf_backend, ids, params, "h-s1"))
     b = joined(await collect(hf_backend, ids, params, "h-s2"))
     assert a == b
+    others = [joined(await collect(hf_backend, ids, GenParams(max_tokens=12, temperature=1.0, seed=s), f"h-o{s}"))
+              for s in (10, 11, 12)]
+    assert any(o != a for o in others)  # the seed is what made them equal: other seeds sample otherwise
 
 
 async def test_abort_stops_the_request(hf_backend: HFBackend) -> None:
