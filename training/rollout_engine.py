@@ -122,5 +122,5 @@ async def open_rollout_engine(kind: str, recipe: Any, model_path: str, live_mode
         return RolloutEngine(kind, backend, EngineWeightSync(backend.engine))
     from agent.backends.server import ServerBackend
 
-    backend = await ServerBackend.open(recipe.rollout_server, tokenizer=tokenizer)
-    return RolloutEngine(kind, backend, ServerWeightSync(recipe.rollout_server, recipe.rollout_sync_dir))
+    server = await ServerBackend.open(recipe.rollout_server, tokenizer=tokenizer)
+    return RolloutEngine(kind, server, ServerWeightSync(recipe.rollout_server, recipe.rollout_sync_dir))
