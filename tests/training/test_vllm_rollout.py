@@ -117,7 +117,10 @@ def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
     r = load_recipe("cpu_grpo_tir", {
         "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"), "max_rows": 1,
         "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
-        "max_completion_length": 40, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
+        "max_completion_length": 32, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
+        # rewards that differ between completions of equal token length (character-length cosine),
+        # so the group advantages are non-zero and the weights move
+        "rewards": ["cosine"], "length_unit": "chars", "cosine_max_len": 400,
         "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0})
     trainer, tok, rollout, _ = build_grpo(r)
     try:
