@@ -14,6 +14,10 @@ Specs for `make_scheduler(spec, total_time, problems)`:
                          ones. `revise` lets a hard-looking problem stretch up to F x (default
                          2.0) its share, never past what leaves X (default 0.5) of a share for
                          each problem still to come.
+  aimo3[:B[:H]]          the AIMO3 notebooks' rule: budget = clamp(time_left - (remaining - 1) * B,
+                         B, H): everything but B seconds for each problem still to come, at
+                         least B and at most H. B and H are seconds (defaults 0.6 and 2.5 x
+                         total_time / problems); `revise` keeps the budget.
 
 Difficulty (`difficulty(finished, total)`, 0 easy .. 1 hard): the disagreement among the first
 finished samples (1 - top answer share among them), raised when finished samples gave no
@@ -104,8 +108,41 @@ class BankingScheduler:
         self.spent.append(problem_seconds)
 
 
+@dataclass
+class ClampScheduler:
+    """budget = clamp(time_left - (problems_left - 1) * base, base, high) (AIMO3 notebooks)."""
+
+    base: float
+    high: float
+    name: str = "aimo3"
+    spent: list[float] = field(default_factory=list)
+
+    def budget_for(self, problem_index: int, problems_left: int, time_left: float) -> float:
+        wanted = time_left - (max(problems_left, 1) - 1) * self.base
+        return max(0.0, min(max(wanted, self.base), self.high, time_left))
+
+    def revise(self, budget: float, finished: Sequence[Trace], total: int, elapsed: float) -> float:
+        return budget
+
+    def record(self, problem_seconds: float) -> None:
+        self.spent.append(problem_seconds)
+
+
+def _clamp_scheduler(spec: str, rest: str, total_time: float, problems: int) -> ClampScheduler:
+    try:
+        vals = [float(x) for x in rest.split(":")] if rest else []
+    except ValueError:
+        raise UserError(f"bad scheduler spec {spec!r}: aimo3[:B[:H]] takes seconds") from None
+    share = total_time / problems
+    base = vals[0] if vals else 0.6 * share
+    high = vals[1] if len(vals) > 1 else max(2.5 * share, base)
+    if len(vals) > 2 or base <= 0 or high < base:
+        raise UserError(f"bad scheduler spec {spec!r}: aimo3[:B[:H]] with 0 < B <= H (seconds)")
+    return ClampScheduler(base, high)
+
+
 def make_scheduler(spec: str, total_time: float, problems: int) -> TimeScheduler:
-    """Parse "flat" or "bank[:F[:X]]"; UserError on a bad spec."""
+    """Parse "flat", "bank[:F[:X]]" or "aimo3[:B[:H]]"; UserError on a bad spec."""
     name, _, rest = spec.strip().partition(":")
     if total_time <= 0 or problems < 1:
         raise UserError(f"scheduler needs a positive time and at least one problem (got {total_time}, {problems})")
@@ -121,4 +158,6 @@ def make_scheduler(spec: str, total_time: float, problems: int) -> TimeScheduler
         return BankingScheduler(
             stretch=vals[0] if vals else 2.0, reserve=vals[1] if len(vals) > 1 else 0.5
         )
-    raise UserError(f"unknown scheduler {spec!r}; choose flat or bank[:F[:X]]")
+    if name == "aimo3":
+        return _clamp_scheduler(spec, rest, total_time, problems)
+    raise UserError(f"unknown scheduler {spec!r}; choose flat, bank[:F[:X]] or aimo3[:B[:H]]")

@@ -75,6 +75,13 @@ class ConfigParser(HfArgumentParser):
         elif s.repeat:
             flags = s.flags or ("--" + field.name.replace("_", "-"),)
             parser.add_argument(*flags, dest=field.name, action="append", default=None, help=help_text)
+        elif _base_type(tp) is bool:  # a plain switch (HfArgumentParser's `--x [BOOL]` would eat a positional)
+            dashed = "--" + field.name.replace("_", "-")
+            parser.add_argument(*(s.flags or (dashed,)), dest=field.name, action="store_true",
+                                default=bool(field.default), help=help_text)
+            if field.default is True:
+                parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name, action="store_false",
+                                    help=f"turn off {dashed}")
         elif s.flags:
             parser.add_argument(*s.flags, dest=field.name, type=_base_type(tp), default=field.default, help=help_text)
         else:
@@ -95,11 +102,12 @@ class ConfigParser(HfArgumentParser):
                            ("--config", known.config and Path(known.config))):
             if path:
                 where = f"{flag} {path if flag == '--config' else known.preset}"
-                file_tokens = yaml_tokens(path, where)
+                file_tokens = yaml_tokens(path, where, set(self._option_string_actions))
                 unknown = [t for t in file_tokens[::2] if t not in self._option_string_actions]
                 if unknown:
                     raise UserError(f"{where}: unknown setting {unknown[0][2:]!r}")
                 tokens += file_tokens
+        tokens = [t for i, t in enumerate(tokens) if t or i % 2 == 0]  # switches carry no value
         try:
             return build_groups(self.groups, self.parse_args(tokens + argv))
         except UserError as e:  # a bad value that came from a settings file: say which file
@@ -154,7 +162,7 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def yaml_tokens(path: Path, where: str) -> list[str]:
+def yaml_tokens(path: Path, where: str, switches: set[str] | None = None) -> list[str]:
     """A flat YAML mapping of settings as command-line tokens (so argparse types and checks apply)."""
     import yaml
 
@@ -171,6 +179,10 @@ def yaml_tokens(path: Path, where: str) -> list[str]:
     tokens: list[str] = []
     for key, value in data.items():
         flag = "--" + str(key).replace("_", "-")
+        if isinstance(value, bool):  # a switch: --x, or --no-x where the field is on by default
+            off = "--no-" + str(key).replace("_", "-")
+            tokens += [flag, ""] if value else ([off, ""] if switches and off in switches else [])
+            continue
         for v in value if isinstance(value, list) else [value]:
             tokens += [flag, _token(v)]
     return tokens

@@ -120,18 +120,19 @@ async def _run(problem: Problem, engine: EngineConfig, config: SolveConfig, sand
     from agent.backends import open_backend
     from agent.solve import plan_modes, solve
     from agent.view import make_view
-    from sandbox.pool import KernelPool, SandboxConfig
+    from sandbox.pool import KernelPool
 
     pool = None
     n_tir = plan_modes(config.samples, config.tir_ratio).count("tir")
     if n_tir:
         pool = KernelPool(sandbox.kernels or min(n_tir, config.concurrency or n_tir),
-                          SandboxConfig(isolation=sandbox.sandbox))
+                          sandbox.sandbox_config())
         await pool.start()
     backend = None
     try:
         backend = await open_backend(model=engine.model, server=engine.server[0] if engine.server else None,
-                                     engine=engine.engine, **engine.engine_options())
+                                     engine=engine.engine, prompt_family=config.rollout.prompt_family,
+                                     **engine.engine_options())
         view = make_view(f"tirmath solve: {problem.id}", quiet=quiet)
         try:
             return await solve(problem, backend, pool, config, on_event=view)

@@ -25,9 +25,12 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.errors import UserError
+
+if TYPE_CHECKING:
+    from sandbox.config import SandboxConfig
 
 SPEC = "tirmath"  # metadata key holding a field's Spec (argparse never sees it)
 
@@ -176,6 +179,9 @@ class RolloutConfig:
     record_tokens: bool = setting(False, "keep every sample's token ids and loss mask in its trace")
     prompt_family: str = setting("auto", "prompt family: auto (from the model name), or one of the families",
                                  choices=_prompt_families)
+    reasoning_effort: str = setting("high", "gpt-oss (harmony) reasoning effort", choices=("low", "medium", "high"))
+    logprobs: int = setting(0, "top-k logprobs per generated token, kept as the sample's mean entropy "
+                            "(the `entropy` vote weight turns it on; 0: off)", lo=0, hi=20)
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,7 @@ class SolveConfig:
                                         lo=0, lo_open=True)
     policy: str = setting("fixed", "stop policy: fixed, agree:K, consistency:K/N, posterior:P (alias sprt:P)",
                           check=_check_policy)
-    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, sentence (final-answer sentences count less), fitted:FILE", check=_check_weight)
+    weight: str = setting("uniform", "vote weights: uniform, tir_clean, aimo2, entropy, sentence (final-answer sentences count less), fitted:FILE", check=_check_weight)
     concurrency: int | None = setting(None, "samples in flight per problem (default: all)", lo=1,
                                       flags=("--sample-concurrency",))
     warm_prefix: bool = setting(True, "start one sample per mode first so the rest reuse its prefix cache")
@@ -205,6 +211,17 @@ class SandboxSettings:
         "an explicit opt-in)")
     kernels: int | None = setting(None, "warm kernels in the pool (default: one per TIR sample in flight, "
                                   "at most 16)", lo=1)
+    warm_kernels: int | None = setting(None, "spare kernels kept started and idle so a sample's kernel is "
+                                       "handed out at once (default: as many as the pool's kernels)", lo=0)
+    sandbox_reuse: bool = setting(False, "reset a finished sample's kernel in place and give it to the next "
+                                  "sample instead of a fresh kernel: faster, but state a cell hides (patched "
+                                  "libraries, threads, /tmp files) can reach later samples; trusted code only")
+
+    def sandbox_config(self) -> SandboxConfig:
+        """The pool's `sandbox.config.SandboxConfig` for these settings."""
+        from sandbox.config import SandboxConfig
+
+        return SandboxConfig(isolation=self.sandbox, reuse=self.sandbox_reuse, spares=self.warm_kernels)
 
 
 CONFIG_GROUPS: tuple[type, ...] = (EngineConfig, RolloutConfig, SolveConfig, SandboxSettings)

@@ -1,10 +1,14 @@
 """`tirmath doctor`: what this machine can run, in five sections.
 
 engines (vllm, transformers, torch: importable and their versions), gpu (torch.cuda),
-sandbox (isolation level from `sandbox.isolation.probe()`), model (the default model's cache
-state), training (TRL's version and whether the installed vLLM is inside the range TRL states
-it supports, read from TRL's own `is_vllm_available`; a warning line when it is not). Prints text, or one JSON object with `--json`. It only looks: it never converts the
-model, starts an engine or changes anything. A failed import is reported, not raised.
+sandbox (isolation level and every layer from `sandbox.isolation.probe()`, each missing one with
+what it would take, and the commands that fix them), model (the default model's cache state),
+training (TRL's version and whether the installed vLLM is inside the range TRL states it
+supports, read from TRL's own `is_vllm_available`; a warning line when it is not).
+Prints text, or one JSON object with `--json`. It only looks: it never converts the model or
+starts an engine; the sandbox probe starts one isolated test process and, as root with Python
+under a closed directory and no bubblewrap, builds the readable Python mirror the kernels would
+use anyway (sandbox/pyroot.py). A failed import is reported, not raised.
 """
 
 from __future__ import annotations
@@ -120,7 +124,8 @@ def _sandbox() -> tuple[str, tuple[str, ...]]:
         report = isolation.probe()
     except Exception as e:
         return "unavailable", (f"sandbox: not available ({type(e).__name__}: {e})",)
-    return str(report.level), tuple(report.describe())
+    fixes = sorted({cmd for line in report.missing() for cmd in re.findall(r"`([^`]+)`", line)})
+    return str(report.level), tuple(report.describe()) + tuple(f"to fix: {cmd}" for cmd in fixes)
 
 
 def collect() -> DoctorReport:

@@ -14,7 +14,8 @@ Specs for `make_policy` ("NAME[:params]"):
                          finished samples agree (e.g. 4/5, 5/7, 3/3); after N samples without
                          that agreement, run to the end.
   agree:K                AIMO3 style: stop as soon as any answer has K votes (default 3).
-  posterior:P[:THETA]    sequential rule with an error target (alias "sprt"): stop when the
+  posterior:P[:THETA]    sequential rule with an error target (alias "sprt", kept for old command
+                         lines: it is a Bayesian posterior, not Wald's ratio test): stop when the
                          posterior probability that the current leader is still the vote winner
                          after all `total` samples is >= P (e.g. 0.95: the stated error is
                          1 - P). THETA (default 1) is the prior weight of a new, unseen answer;

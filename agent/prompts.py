@@ -6,8 +6,9 @@ Families:
   "qwen"    Qwen2.5-Math / Qwen3 style: a system prompt plus the user turn.
   "small"   tiny instruction models (the built-in SmolLM2 default): a one-shot example of the
             ```python / ```output format so the model writes code at all.
-  "gpt-oss" harmony-format models: served through a chat template as "qwen" for now; native
-            harmony tool calls are not implemented (the TIR format is the ```python one).
+  "gpt-oss" harmony-format models with their native python tool: rendered by `agent.harmony`
+            from the problem alone (no chat template, no Hugging Face tokenizer); the loop is
+            agent/rollout_harmony.py. `render()` does not apply to it.
 `family="auto"` guesses from the model name. A `system` prompt (a name in SYSTEM_PROMPTS, e.g.
 Fast-Math-R1's training prompts, or any text) replaces the family's template with a system turn
 and the problem alone as the user turn (the TIR instruction is kept in TIR mode), as the
@@ -92,6 +93,8 @@ def render(problem: Problem, mode: Mode, family: str = "small", system: str | No
     in the module docstring)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
+    if family == "gpt-oss":
+        raise ValueError("the gpt-oss family is rendered by agent.harmony, not as chat messages")
     text = system_text(system)
     if text is not None:
         parts = [problem.text.strip()]
@@ -114,12 +117,37 @@ def render(problem: Problem, mode: Mode, family: str = "small", system: str | No
     return [{"role": "system", "content": QWEN_SYSTEM}, {"role": "user", "content": user}]
 
 
-def prompt_ids(tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto") -> list[int]:
-    """Token ids of the rendered prompt with the generation prompt opened."""
-    if family == "auto":
-        family = guess_family(str(getattr(tokenizer, "name_or_path", "")))
+def family_of(backend_or_tokenizer: Any, family: str = "auto") -> str:
+    """The prompt family in use: `family`, or guessed from the tokenizer's model name."""
+    if family != "auto":
+        return family
+    tok = getattr(backend_or_tokenizer, "tokenizer", backend_or_tokenizer)
+    return guess_family(str(getattr(tok, "name_or_path", "")))
+
+
+def prompt_ids(
+    tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto", effort: str = "high"
+) -> list[int]:
+    """Token ids of the rendered prompt with the generation prompt opened.
+
+    The gpt-oss family is rendered by the harmony encoding (`tokenizer` may then be None)."""
+    family = family_of(tokenizer, family)
+    if family == "gpt-oss":
+        from agent import harmony
+
+        return harmony.prompt_ids(problem, mode, effort)
     messages = render(problem, mode, family)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
         ids = ids["input_ids"]
     return [int(i) for i in ids]
+
+
+def first_turn(tokenizer: Any, problem: Problem, mode: Mode, family: str = "auto", effort: str = "high") -> str:
+    """Exactly the text the model sees for the first turn (special tokens written out)."""
+    ids = prompt_ids(tokenizer, problem, mode, family, effort)
+    if family_of(tokenizer, family) == "gpt-oss":
+        from agent import harmony
+
+        return harmony.decode(ids)
+    return str(tokenizer.decode(ids, skip_special_tokens=False))

@@ -19,7 +19,10 @@ ends this sample with finish "error" and its message; a `BackendError` (server g
 dead) and any programming error propagate, so the problem stops loudly instead of filling
 the vote with failed samples.
 
-Not covered here: choosing modes, seeds or sample counts (solve.py), voting (vote.py).
+The gpt-oss family (harmony format, native python tool) runs its own loop,
+agent/rollout_harmony.py; `Deadline`, the tool-output notes and session release are shared with
+it from agent/cells.py. Not covered here: choosing modes, seeds or sample counts (solve.py),
+voting (vote.py).
 """
 
 from __future__ import annotations
@@ -32,32 +35,19 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
+from agent.cells import Deadline, output_lines, release_in_background, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
-from agent.prompts import prompt_ids
+from agent.prompts import family_of, prompt_ids
 from agent.types import Finish, Mode, Problem, Step, Trace
 from sandbox.protocols import KernelPoolLike, SessionLike
 
 CODE_STOP = "```\n"
-_RELEASING: set[asyncio.Future] = set()  # sessions being handed back in the background
 _OPEN_RE = re.compile(r"```(?:python|py)[ \t]*\n")
 
 
 class SampleError(Exception):
     """A failure that ends one sample (finish "error") and not the problem."""
-
-
-@dataclass
-class Deadline:
-    """An absolute `time.monotonic()` deadline, shared by a problem's samples; solve may extend it."""
-
-    at: float
-
-    def passed(self) -> bool:
-        return time.monotonic() > self.at
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
 
 
 def find_code(segment: str) -> tuple[int, int, str] | None:
@@ -77,31 +67,6 @@ def find_code(segment: str) -> tuple[int, int, str] | None:
     if segment[end:].strip():
         return None
     return m.start(), len(segment), segment[m.end() : close]
-
-
-_STATUS_NOTES = {
-    "timeout": "[the cell ran longer than {timeout:g} s and was stopped]",
-    "oom": "[the cell ran out of memory and was stopped]",
-    "crashed": "[the Python kernel crashed]",
-    "restarted": "[the Python kernel was restarted]",
-}
-
-
-def output_lines(result: Any, limit: int, timeout: float) -> list[str]:
-    """A sandbox ExecResult as the lines the model reads: the output (head and tail kept) and
-    plain-words notes on timeouts, crashes, lost state and empty output."""
-    body = (result.output or "").rstrip("\n")
-    if len(body) > limit:
-        head, tail = body[: limit // 2], body[-limit // 2 :]
-        body = f"{head}\n... [{len(body) - len(head) - len(tail)} characters cut] ...\n{tail}"
-    lines = [body] if body else []
-    if result.status in _STATUS_NOTES:
-        lines.append(_STATUS_NOTES[result.status].format(timeout=timeout))
-    if getattr(result, "state_lost", False) or result.status in ("crashed", "restarted"):
-        lines.append("[all variables and imports from earlier cells were lost]")
-    if not lines:
-        lines.append("[no output; print() the values you need]")
-    return lines
 
 
 def format_output(result: Any, limit: int, timeout: float) -> str:
@@ -161,6 +126,7 @@ class Sample:
     finish: Finish | None = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    entropy: list[float] = field(default_factory=list)  # top-k entropy per generated token (logprobs on)
 
     def begin(self) -> None:
         prompt = prompt_ids(self.backend.tokenizer, self.problem, self.mode, self.config.prompt_family)
@@ -182,7 +148,7 @@ class Sample:
         c = self.config
         return GenParams(max_tokens=max_tokens, temperature=c.temperature, top_p=c.top_p, min_p=c.min_p,
                          seed=(self.seed * 1_000_003 + self.rounds) % (2**31),
-                         stop=(CODE_STOP,) if self.mode == "tir" else ())
+                         stop=(CODE_STOP,) if self.mode == "tir" else (), logprobs=c.logprobs or None)
 
     async def round(self) -> None:
         """One engine request, then (TIR) at most one tool call; sets `finish` when the sample ends."""
@@ -219,6 +185,7 @@ class Sample:
         try:
             async for ch in stream:
                 new.extend(ch.token_ids)
+                self.entropy.extend(token_entropy(lp) for lp in ch.logprobs or ())
                 if ch.text:
                     live += ch.text
                     emit(self.on_event, Event("text", self.index, ch.text, tokens=self.tokens + len(new)))
@@ -324,9 +291,7 @@ class Sample:
     def release(self) -> None:
         """Hand the session back in the background once any cell still running on it has ended."""
         if self.session is not None and self.pool is not None:
-            task = asyncio.ensure_future(_release_later(self.pool, self.session, self.running))
-            _RELEASING.add(task)  # keep a reference until it is done (asyncio holds only weak ones)
-            task.add_done_callback(_RELEASING.discard)
+            release_in_background(self.pool, self.session, self.running)
             self.session = None
 
     def trace(self) -> Trace:
@@ -340,6 +305,7 @@ class Sample:
             finish=self.finish or "error", tokens=self.tokens, tool_calls=self.tool_calls,
             seconds=time.monotonic() - self.started, prompt_tokens=self.prompt_len, error=self.error,
             token_ids=tuple(self.completion_ids) if record else (), mask=tuple(self.mask) if record else (),
+            mean_entropy=sum(self.entropy) / len(self.entropy) if self.entropy else None,
         )
 
 
@@ -363,6 +329,10 @@ async def rollout(
         deadline = Deadline(float(deadline))
     if mode == "tir" and pool is None:
         raise ValueError("a TIR sample needs a kernel pool")
+    if family_of(backend, config.prompt_family) == "gpt-oss":  # harmony: its own round step
+        from agent.rollout_harmony import rollout_harmony
+
+        return await rollout_harmony(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
     s = Sample(problem, backend, pool, mode, config, index, seed, on_event, deadline, cancel)
     s.begin()
     try:
@@ -375,13 +345,3 @@ async def rollout(
     trace = s.trace()
     emit(on_event, Event("done", index, trace=trace, tokens=trace.tokens, status=trace.finish))
     return trace
-
-
-async def _release_later(pool: KernelPoolLike, session: SessionLike, running: asyncio.Future | None) -> None:
-    """Give the session back once any cell still running on it (after a cancel) has ended."""
-    if running is not None:
-        try:
-            await running
-        except Exception:
-            pass
-    await pool.release(session)

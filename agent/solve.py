@@ -29,7 +29,7 @@ from agent.policy import StopPolicy, make_policy
 from agent.prompts import prompt_ids
 from agent.rollout import Deadline, rollout
 from agent.types import Answer, Mode, Problem, Result, Trace, Vote
-from agent.vote import WeightFn, make_weight, vote, voters
+from agent.vote import ENTROPY_TOP_K, WeightFn, make_weight, needs_entropy, vote, voters
 from sandbox.protocols import KernelPoolLike
 
 # revise(budget, finished, total, elapsed) -> new budget (agent.budget.TimeScheduler.revise)
@@ -83,6 +83,8 @@ async def solve(
     A `BackendError` from any sample cancels the others and propagates (finished samples have
     already gone to `on_trace`).
     """
+    if needs_entropy(config.weight) and not config.rollout.logprobs:  # the entropy weight reads logprobs
+        config = replace(config, rollout=replace(config.rollout, logprobs=ENTROPY_TOP_K))
     check_context(problem, backend, config)
     run = ProblemRun(problem, backend, pool, config, policy or make_policy(config.policy),
                      weight or make_weight(config.weight), on_event, on_trace, skip, revise)

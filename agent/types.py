@@ -112,6 +112,7 @@ class Trace:
     error: str | None = None
     token_ids: tuple[int, ...] = ()
     mask: tuple[int, ...] = ()
+    mean_entropy: float | None = None  # mean top-k entropy of generated tokens (when logprobs were asked)
 
     @property
     def completion(self) -> str:
@@ -138,6 +139,8 @@ class Trace:
             "prompt_tokens": self.prompt_tokens,
             "error": self.error,
         }
+        if self.mean_entropy is not None:
+            d["mean_entropy"] = self.mean_entropy
         if with_tokens:
             d["token_ids"] = list(self.token_ids)
             d["mask"] = list(self.mask)
@@ -161,6 +164,7 @@ class Trace:
             error=d.get("error"),
             token_ids=tuple(d.get("token_ids", ())),
             mask=tuple(d.get("mask", ())),
+            mean_entropy=d.get("mean_entropy"),
         )
 
 
@@ -213,6 +217,7 @@ class Result:
                     "tool_statuses": list(t.tool_statuses),
                     "finish": t.finish,
                     "seconds": round(t.seconds, 3),
+                    "mean_entropy": t.mean_entropy,
                 }
                 for t in self.traces
             ],

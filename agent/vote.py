@@ -24,6 +24,9 @@ Weight schemes (`make_weight(spec)`), a scheme's weight must be >= 0:
                       "Answer: N"; source "final_answer") rather than a box or code output
                       count F (default 0.5).
   "fitted:PATH"       a logistic model over trace features fitted by `agent.weights` (JSON file).
+  "entropy[:F]"       1 / max(mean top-k entropy of the sample's tokens, F) (F default 0.01 nats),
+                      the AIMO3 baseline's confidence weight; needs `Trace.mean_entropy` (solve
+                      asks the backend for top-k logprobs when this scheme is used).
   "A*B"               the product of two or more schemes, e.g. "tir_clean*aimo2".
 
 Not covered here: when to stop sampling (agent/policy.py) and fitting weights (agent/weights.py).
@@ -105,6 +108,29 @@ class Product:
         return w
 
 
+ENTROPY_TOP_K = 5  # top-k logprobs solve asks for when a weight needs entropy
+
+
+@dataclass(frozen=True)
+class InverseEntropy:
+    """Weight 1 / mean top-k token entropy: confident samples count more."""
+
+    floor: float = 0.01
+
+    def __call__(self, trace: Trace) -> float:
+        if trace.mean_entropy is None:
+            raise UserError(
+                f"vote weight 'entropy': sample {trace.index} of problem {trace.problem_id} has no recorded "
+                "entropy (it was run without logprobs; set --logprobs K or use another weight)"
+            )
+        return 1.0 / max(trace.mean_entropy, self.floor)
+
+
+def needs_entropy(spec: str | None) -> bool:
+    """Whether a weight spec reads `Trace.mean_entropy` (so samples must be run with logprobs)."""
+    return any(part.strip().partition(":")[0] == "entropy" for part in (spec or "").split("*"))
+
+
 def _floats(spec: str, params: list[str], n: int) -> list[float]:
     if len(params) > n:
         raise UserError(f"weight scheme {spec!r}: at most {n} parameter(s)")
@@ -139,8 +165,13 @@ def make_weight(spec: str | None) -> WeightFn:
         return SmallAnswerPenalty(threshold, vals[1] if len(vals) > 1 else 0.5)
     if name == "sentence":
         return SentencePenalty(*_floats(spec, params, 1))
+    if name == "entropy":
+        vals = _floats(spec, params, 1)
+        if vals and vals[0] <= 0:
+            raise UserError(f"weight scheme {spec!r}: the entropy floor must be > 0")
+        return InverseEntropy(*vals)
     raise UserError(
-        f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], sentence[:F], fitted:PATH"
+        f"unknown weight scheme {spec!r}; choose uniform, tir_clean[:W], aimo2[:T[:F]], entropy[:F], sentence[:F], fitted:PATH"
     )
 
 

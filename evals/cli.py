@@ -50,7 +50,7 @@ class RunArgs:
     out: str = setting(None, "run folder (created, or resumed when it holds this run)", path="dir",
                        required=True)
     kaggle: bool = setting(False, "one problem at a time, random order, global --time-budget")
-    scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]]", check=_check_scheduler)
+    scheduler: str = setting("bank", "Kaggle time scheduler: flat | bank[:F[:X]] | aimo3[:B[:H]]", check=_check_scheduler)
     concurrency: int = setting(4, "problems in flight per backend", lo=1)
     retry_errors: bool = setting(True, "on resume, run samples that ended in error again (--no-retry-errors "
                                  "keeps them)")
@@ -105,12 +105,14 @@ def _problems(d: DataArgs) -> list[Problem]:
                          modulus=d.modulus)
 
 
-async def _open_backends(engine: EngineConfig) -> list[Any]:
+async def _open_backends(engine: EngineConfig, family: str) -> list[Any]:
     from agent.backends import open_backend
 
     if engine.server:
-        return [await open_backend(model=engine.model, server=url, engine=engine.engine) for url in engine.server]
-    return [await open_backend(model=engine.model, engine=engine.engine, **engine.engine_options())]
+        return [await open_backend(model=engine.model, server=url, engine=engine.engine, prompt_family=family)
+                for url in engine.server]
+    return [await open_backend(model=engine.model, engine=engine.engine, prompt_family=family,
+                               **engine.engine_options())]
 
 
 def _pool_size(b: Batch) -> int:
@@ -132,11 +134,11 @@ async def _execute(b: Batch, problems: list[Problem], store: Any, label: str) ->
     backends: list[Any] = []
     try:
         if b.config.tir_ratio > 0:
-            from sandbox.pool import KernelPool, SandboxConfig
+            from sandbox.pool import KernelPool
 
-            pool = KernelPool(_pool_size(b), SandboxConfig(isolation=b.sandbox.sandbox))
+            pool = KernelPool(_pool_size(b), b.sandbox.sandbox_config())
             await pool.start()
-        backends = await _open_backends(b.engine)
+        backends = await _open_backends(b.engine, b.config.solve.rollout.prompt_family)
         progress = Progress(len(problems) * b.config.samples, len(problems), enabled=not b.run.quiet, label=label)
         return await run_problems(problems, backends, pool, b.config, store, progress)
     finally:

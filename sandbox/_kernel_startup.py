@@ -5,7 +5,9 @@ user namespace, makes `exit()`/`quit()` raise SystemExit instead of shutting the
 and snapshots the interpreter state so `_tirmath.reset()` can clean the kernel for its next
 session: user namespace, modules imported since, top-level attributes of preloaded modules
 and of their classes, builtins, sys/os/signal/decimal/mpmath/numpy settings, work directory
-files. It does not undo deeper patches (an attribute of an object inside a module); the pool
+files. The module snapshot (~1,400 modules' dicts) is taken only when the pool runs with
+`reuse` (TIRMATH_SANDBOX_RESET=1 in the environment); a fresh-kernel pool never resets, it
+destroys the kernel. The reset does not undo deeper patches (an attribute of an object inside a module); the pool
 replaces a kernel after `max_uses` sessions, after any reset failure, and when threads started
 by a cell are still alive. Standard library only at import time; no project imports.
 """
@@ -80,7 +82,7 @@ S.builtins = dict(builtins.__dict__)
 S.decimal = decimal.getcontext().copy()
 S.warnings = list(warnings.filters)
 S.threads = set(threading.enumerate())
-S.modules = _snapshot_modules()
+S.modules = _snapshot_modules() if os.environ.get("TIRMATH_SANDBOX_RESET") == "1" else None
 try:
     import mpmath
 
@@ -150,6 +152,8 @@ def _restore_modules():
 
 def reset():
     """Clean this kernel for a new session; returns a problem string, or "" when clean."""
+    if S.modules is None:
+        return "this kernel was started for one session only (no reset snapshot)"
     extra = [t for t in threading.enumerate() if t not in S.threads and t.is_alive()
              and not type(t).__module__.startswith(("zmq.", "ipykernel.", "IPython.", "jupyter_client."))]
     if extra:
@@ -196,4 +200,5 @@ def reset():
 _mod = types.ModuleType("_tirmath")
 setattr(_mod, "reset", reset)  # noqa: B010
 sys.modules["_tirmath"] = _mod
-S.modules["_tirmath"] = (dict(_mod.__dict__), {})
+if S.modules is not None:
+    S.modules["_tirmath"] = (dict(_mod.__dict__), {})

@@ -1,23 +1,34 @@
-"""`python -m sandbox.bench`: sandbox speed figures, with isolation on, against a baseline.
+"""`python -m sandbox.bench`: sandbox speed figures, with isolation on, against baselines.
 
-Prints kernel start time, warm hand-out time, small-cell round trip (p50/p90), N sessions
-running cells concurrently, and the same cells run the AIMO-notebook way (a fresh `python`
-subprocess per cell, same isolation-free baseline every notebook used) as a ratio. Nothing
-is asserted; the figures are for people. Targets: round trip p50 < 10 ms, hand-out < 5 ms,
->= 20x faster than a subprocess per cell for a cell that uses sympy.
+Prints: fresh-kernel start time (cold and from the template, one at a time, p50/p90); warm hand-out (acquire) from a
+fresh-kernel pool and from a reuse-in-place pool; small-cell round trip; cells/s with N
+concurrent sessions when every sample gets a fresh kernel against reuse-in-place in the same
+run (as ratios: "burst" until the last sample ends, "sustained" until the pool is warm again,
+i.e. with the replacement kernels' starts paid); and the AIMO-notebook way (a fresh `python`
+subprocess per cell) as a ratio. Nothing is asserted; the figures are for people. Targets:
+round trip p50 < 10 ms, hand-out < 5 ms, >= 20x faster than a subprocess per cell for sympy.
+
+A fresh-kernel pool of N sessions holds up to 2N kernels (~90 MB each): on a small shared box
+use e.g. `--concurrency 16`; a bigger one: `--concurrency 16 64 --spares 16`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
+from sandbox import isolation, template
 from sandbox.config import SandboxConfig
+from sandbox.kernel import KernelSession
 from sandbox.pool import KernelPool
 
 SMALL_CELL = "x = 1 + 1\nprint(x)"
@@ -49,58 +60,119 @@ def _subprocess_cell(code: str, n: int) -> list[float]:
     return out
 
 
-async def _concurrent(pool: KernelPool, sessions: int, cells: int) -> tuple[float, list[float]]:
-    lat: list[float] = []
-
-    async def one(i: int) -> None:
-        async with pool.session() as s:
-            for _ in range(cells):
-                t = time.perf_counter()
-                r = await s.run(SMALL_CELL)
-                lat.append(time.perf_counter() - t)
-                assert r.status == "ok", r
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(sessions)))
-    return time.perf_counter() - t0, lat
-
-
-async def run(sessions: int, cells: int, isolation: str, baseline_runs: int) -> None:
-    config = SandboxConfig(isolation=isolation)
-    t = time.perf_counter()
-    pool = KernelPool(sessions, config)
-    await pool.start()
-    start_all = time.perf_counter() - t
+async def _starts(config: SandboxConfig, n: int, use_template: bool) -> list[float]:
+    """Start (and close) n kernels one after another, cold or from the template."""
+    report = await asyncio.to_thread(isolation.resolve, config.isolation, config.bwrap)
+    if use_template and not template.usable(report):
+        return []
+    base = tempfile.mkdtemp(prefix="tirmath-sbx-")
+    os.chmod(base, 0o711)
+    tmpl = await template.KernelTemplate.start(config, base) if use_template else None
+    out = []
     try:
-        print("\n".join(pool.isolation.describe()))
-        starts = sorted(k.start_seconds for k in pool.kernels)
-        print(f"kernel start (each, {sessions} started together on {__import__('os').cpu_count()} cores): "
-              f"median {statistics.median(starts):.2f} s; pool of {sessions} ready in {start_all:.2f} s")
-        async with pool.session() as s:
+        for _ in range(n):
             t = time.perf_counter()
-            await s.run("pass")
-            print(f"first cell                      {(time.perf_counter() - t) * 1000:8.2f} ms")
-            small = await _timed(lambda: s.run(SMALL_CELL), cells)
-            sym = await _timed(lambda: s.run(SYMPY_CELL), cells // 4)
-        await pool.wait_idle()
-        hand = []
-        for _ in range(50):
+            s = await KernelSession.create(report, config, base, tmpl)
+            out.append(time.perf_counter() - t)
+            await s.close()
+    finally:
+        if tmpl is not None:
+            await tmpl.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
+async def _hand_outs(config: SandboxConfig, n: int) -> list[float]:
+    """acquire() time with the pool warm (its refill or reset done before each acquire)."""
+    out = []
+    async with KernelPool(1, config) as pool:
+        for _ in range(n):
+            await pool.wait_idle()
             t = time.perf_counter()
             s = await pool.acquire()
-            hand.append(time.perf_counter() - t)
+            out.append(time.perf_counter() - t)
+            await s.run("pass")
             await pool.release(s)
-            await pool.wait_idle()
-        total, lat = await _concurrent(pool, sessions, max(10, cells // 10))
-        print(f"small cell round trip           {_ms(small)}")
-        print(f"sympy cell round trip           {_ms(sym)}")
-        print(f"warm hand-out (acquire)         {_ms(hand)}")
-        print(f"{sessions} sessions concurrently      {_ms(lat)}   "
-              f"{len(lat) / total:.0f} cells/s overall")
-        print(f"recycling on release            {pool.recycled}")
-    finally:
-        await pool.close()
-    sub_small = _subprocess_cell(SMALL_CELL, baseline_runs)
-    sub_sym = _subprocess_cell(SYMPY_CELL, baseline_runs)
+    return out
+
+
+@dataclass(frozen=True)
+class Throughput:
+    cells: int
+    burst: float  # seconds until the last sample ended
+    sustained: float  # ... and until every returned kernel was destroyed/reset and replaced
+    latency: list[float]
+    acquire: list[float]
+
+
+async def _throughput(config: SandboxConfig, sessions: int, samples: int, cells: int, think: float) -> Throughput:
+    """`sessions` tasks at once, each running `samples` samples of `cells` small cells."""
+    lat: list[float] = []
+    acq: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(samples):
+            t = time.perf_counter()
+            async with pool.session() as s:
+                acq.append(time.perf_counter() - t)
+                for _ in range(cells):
+                    t = time.perf_counter()
+                    r = await s.run(SMALL_CELL)
+                    lat.append(time.perf_counter() - t)
+                    assert r.status == "ok", r
+                    if think:
+                        await asyncio.sleep(think)
+
+    async with KernelPool(sessions, config) as pool:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(sessions)))
+        burst = time.perf_counter() - t0
+        await pool.wait_idle()
+        sustained = time.perf_counter() - t0
+    return Throughput(len(lat), burst, sustained, lat, acq)
+
+
+async def _compare(config: SandboxConfig, a: argparse.Namespace) -> None:
+    for n in a.concurrency:
+        reuse = await _throughput(dataclasses.replace(config, reuse=True), n, a.samples, a.cells, a.think)
+        fresh = await _throughput(dataclasses.replace(config, spares=a.spares, template=not a.no_template),
+                                  n, a.samples, a.cells, a.think)
+        rb, rs = reuse.cells / reuse.burst, reuse.cells / reuse.sustained
+        fb, fs = fresh.cells / fresh.burst, fresh.cells / fresh.sustained
+        head = f"{n} sessions x {a.samples} samples x {a.cells} cells"
+        print(f"{head}, reuse in place:  {rb:7.1f} cells/s burst  {rs:7.1f} sustained   cell {_ms(reuse.latency)}")
+        print(f"{head}, fresh kernels:   {fb:7.1f} cells/s burst  {fs:7.1f} sustained   cell {_ms(fresh.latency)}")
+        print(f"{head}, fresh / reuse:   {fb / rb:7.2f}x burst        {fs / rs:7.2f}x sustained")
+        print(f"{head}, acquire fresh    {_ms(fresh.acquire)}   reuse {_ms(reuse.acquire)}")
+
+
+async def run(a: argparse.Namespace) -> None:
+    config = SandboxConfig(isolation=a.sandbox)
+    print("\n".join((await asyncio.to_thread(isolation.resolve, a.sandbox, config.bwrap)).describe()))
+    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    cold = await _starts(config, a.starts, False)
+    warm = await _starts(config, a.starts, True)
+    print(f"fresh kernel start, cold        {_ms(cold)}   (one at a time)")
+    if warm:
+        print(f"fresh kernel start, template    {_ms(warm)}   "
+              f"{statistics.median(cold) / statistics.median(warm):.1f}x faster than cold")
+    else:
+        print("fresh kernel start, template    not used here (needs bubblewrap as root)")
+    hand_fresh = await _hand_outs(config, a.handouts)
+    hand_reuse = await _hand_outs(dataclasses.replace(config, reuse=True), a.handouts)
+    print(f"hand-out (acquire), fresh pool  {_ms(hand_fresh)}")
+    print(f"hand-out (acquire), reuse pool  {_ms(hand_reuse)}")
+    async with KernelPool(1, config) as pool, pool.session() as s:
+        t = time.perf_counter()
+        await s.run("pass")
+        print(f"first cell                      {(time.perf_counter() - t) * 1000:8.2f} ms")
+        small = await _timed(lambda: s.run(SMALL_CELL), a.round_trips)
+        sym = await _timed(lambda: s.run(SYMPY_CELL), max(1, a.round_trips // 4))
+    print(f"small cell round trip           {_ms(small)}")
+    print(f"sympy cell round trip           {_ms(sym)}")
+    await _compare(config, a)
+    sub_small = _subprocess_cell(SMALL_CELL, a.baseline_runs)
+    sub_sym = _subprocess_cell(SYMPY_CELL, a.baseline_runs)
     print(f"subprocess per cell, small      {_ms(sub_small)}")
     print(f"subprocess per cell, sympy      {_ms(sub_sym)}")
     print(f"speed-up vs subprocess, small   {statistics.median(sub_small) / statistics.median(small):8.1f}x")
@@ -109,12 +181,19 @@ async def run(sessions: int, cells: int, isolation: str, baseline_runs: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sandbox.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--sessions", type=int, default=16, help="pool size and concurrent sessions")
-    p.add_argument("--cells", type=int, default=200, help="small cells timed in one session")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[16], help="concurrent sessions (pool sizes)")
+    p.add_argument("--samples", type=int, default=2, help="samples per session in the throughput runs")
+    p.add_argument("--cells", type=int, default=4, help="cells per sample in the throughput runs")
+    p.add_argument("--think", type=float, default=0.0, help="seconds between a sample's cells (generation)")
+    p.add_argument("--spares", type=int, help="warm spare kernels of the fresh pools (default: the pool size)")
+    p.add_argument("--starts", type=int, default=5, help="kernel starts timed one at a time (cold, template)")
+    p.add_argument("--no-template", action="store_true", help="fresh pools cold-start every kernel")
+    p.add_argument("--handouts", type=int, default=5, help="hand-outs timed from a warm pool")
+    p.add_argument("--round-trips", type=int, default=100, help="small cells timed in one session")
     p.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto")
-    p.add_argument("--baseline-runs", type=int, default=10, help="subprocess-per-cell runs")
+    p.add_argument("--baseline-runs", type=int, default=5, help="subprocess-per-cell runs")
     a = p.parse_args(argv)
-    asyncio.run(run(a.sessions, a.cells, a.sandbox, a.baseline_runs))
+    asyncio.run(run(a))
     return 0
 
 

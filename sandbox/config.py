@@ -59,8 +59,21 @@ class SandboxConfig:
     """modules imported into each warm kernel (not into the user namespace)."""
     start_timeout: float = 60.0
     """seconds a kernel may take to start and answer."""
+    reuse: bool = False
+    """reset a returned kernel in place and hand it to the next sample (up to `max_uses` times)
+    instead of destroying it. Faster, but for TRUSTED code only: what a cell hides deeper than the
+    reset reaches (a patched library function, an import hook, a thread, files in /tmp or
+    /dev/shm) reaches the next sample. Off: every sample gets a fresh kernel."""
     max_uses: int = 64
-    """sessions handed out by one kernel before it is replaced rather than reset."""
+    """with `reuse`: sessions handed out by one kernel before it is replaced rather than reset."""
+    spares: int | None = None
+    """warm kernels kept started and idle, ready to hand out, on top of those in use (None: as
+    many as the pool's size). Each hand-out starts a replacement in the background. Without
+    `reuse` only; with `reuse` the pool keeps exactly `size` kernels."""
+    template: bool = True
+    """fork new kernels from a pre-imported template process (see template.py) where the isolation
+    allows it (bubblewrap, as root): same namespaces, uid and cgroup per kernel, a fraction of a
+    cold start. Off, or elsewhere: every kernel is cold-started."""
     bwrap: str = "bwrap"
     """bubblewrap executable (a missing one degrades "auto" isolation)."""
     cleanup_each_cell: bool = True
@@ -84,5 +97,9 @@ class SandboxConfig:
         if self.memory_mb < 512:
             raise UserError(f"sandbox memory_mb must be at least 512 (a kernel with numpy and sympy "
                             f"maps ~400 MB), got {self.memory_mb}")
+        if self.spares is not None and self.spares < 0:
+            raise UserError(f"sandbox spares must be 0 or more warm kernels, got {self.spares}")
+        if self.max_uses < 1:
+            raise UserError(f"sandbox max_uses must be at least 1, got {self.max_uses}")
         if self.open_files < 64:
             raise UserError(f"sandbox open_files must be at least 64 (a kernel needs them), got {self.open_files}")

@@ -6,7 +6,9 @@ the whole process tree is killed and a fresh kernel started in the background (t
 `state_lost`). A kernel that dies (segfault, os._exit, OOM kill) is noticed within ~0.1 s and
 replaced the same way; one found dead before a cell makes that cell's status "restarted".
 Output is capped and made safe by output.py; a flooding cell is stopped. One cell at a time per
-session (a lock); many sessions run concurrently in one event loop. Pooling is in pool.py.
+session (a lock); many sessions run concurrently in one event loop. Pooling is in pool.py: by
+default a session serves one sample and is then closed; `recycle()` (reset in place) is the
+`reuse` opt-in for trusted code.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from queue import Empty
 from typing import Any, Literal
 
@@ -25,6 +27,7 @@ from sandbox.config import SandboxConfig
 from sandbox.isolation import IsolationReport
 from sandbox.launch import KernelProcess, start_process
 from sandbox.output import OutputCollector
+from sandbox.template import KernelTemplate
 
 ExecStatus = Literal["ok", "error", "timeout", "oom", "crashed", "restarted"]
 POLL = 0.1  # seconds between liveness checks while a cell runs
@@ -55,8 +58,11 @@ class KernelStartError(RuntimeError):
 class KernelSession:
     """One sample's kernel. Create with `await KernelSession.create(report, config, base_dir)`."""
 
-    def __init__(self, report: IsolationReport, config: SandboxConfig, base: str) -> None:
-        self.report, self.config, self.base = report, config, base
+    def __init__(self, report: IsolationReport, config: SandboxConfig, base: str,
+                 template: KernelTemplate | None = None) -> None:
+        if config.reuse:  # the kernel snapshots its state at start so recycle() can reset it
+            config = replace(config, extra_env=(*config.extra_env, ("TIRMATH_SANDBOX_RESET", "1")))
+        self.report, self.config, self.base, self.template = report, config, base, template
         self._kp: KernelProcess | None = None
         self._kc: AsyncKernelClient | None = None
         self._lock = asyncio.Lock()
@@ -68,15 +74,19 @@ class KernelSession:
         self.start_seconds = 0.0
 
     @classmethod
-    async def create(cls, report: IsolationReport, config: SandboxConfig, base: str) -> KernelSession:
-        s = cls(report, config, base)
+    async def create(cls, report: IsolationReport, config: SandboxConfig, base: str,
+                     template: KernelTemplate | None = None) -> KernelSession:
+        s = cls(report, config, base, template)
         await s._start()
         return s
 
     # ---- process lifecycle -------------------------------------------------------------
     async def _start(self) -> None:
         t0 = time.monotonic()
-        kp = await start_process(self.report, self.config, self.base)
+        if self.template is not None:
+            kp = await self.template.start_process(self.report, self.config, self.base)
+        else:
+            kp = await start_process(self.report, self.config, self.base)
         if kp.uid is not None:
             self.uids.add(kp.uid)
         kc = AsyncKernelClient(context=zmq.asyncio.Context.instance())
@@ -187,6 +197,7 @@ class KernelSession:
         kp, kc, cfg = self._kp, self._kc, self.config
         t0 = time.monotonic()
         out = OutputCollector(cfg.output_chars, cfg.flood_chars, cfg.error_lines)
+        self._oom_base = kp.oom_kills()  # OOM kills during this cell name its failure "oom"
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         stopped: str | None = None  # "timeout" | "flood" once interrupted
         deadline = t0 + timeout
@@ -255,9 +266,13 @@ class KernelSession:
     async def _killed(self, out: OutputCollector, t0: float, stopped: str, timeout: float) -> ExecResult:
         seconds = time.monotonic() - t0
         assert self._kp is not None
+        oom = self._kp.oom_kills() > self._oom_base  # memory thrash looks like a hang: name it
         await self._kp.kill()
         self._restart_in_background()
         self._lost = False  # this result already says so
+        if oom:
+            note = f"the kernel ran out of memory (cgroup OOM kill) and was restarted; {LOST}"
+            return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True, note)
         if stopped == "flood":
             note = (f"the cell was stopped: it printed more than {self.config.flood_chars} characters; "
                     f"the kernel was restarted and {LOST}")
@@ -270,19 +285,21 @@ class KernelSession:
         seconds = time.monotonic() - t0
         assert self._kp is not None
         code = self._kp.proc.returncode
-        oom = self._kp.oom_kills() > self._oom_base
+        oom = self._kp.oom_kills() > self._oom_base or (self._kp.cgroup is None and code in (-9, 137))
         self._restart_in_background()
         self._lost = False
         if oom:
-            note = f"the kernel ran out of memory and was restarted; {LOST}"
+            how = "cgroup OOM kill" if self._kp.cgroup is not None else "SIGKILL, most likely the OOM killer"
+            note = f"the kernel ran out of memory ({how}) and was restarted; {LOST}"
             return ExecResult("oom", out.render(), seconds, out.truncated, "MemoryError", True, note)
         note = f"the kernel died (exit status {code}) and was restarted; {LOST}"
         return ExecResult("crashed", out.render(), seconds, out.truncated, "KernelDied", True, note)
 
     # ---- pool support --------------------------------------------------------------------
     async def recycle(self) -> str:
-        """Make this kernel clean for a new session: reset in place, or replace it.
-        Returns "reset" or "replaced: <why>"."""
+        """With `config.reuse` only (trusted code): make this kernel clean for a new session by a
+        reset in place, or replace it. Returns "reset" or "replaced: <why>". Without `reuse` the
+        pool destroys a returned session (close()) and hands out a fresh kernel instead."""
         async with self._lock:
             with contextlib.suppress(Exception):
                 await self._settle()

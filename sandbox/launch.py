@@ -2,7 +2,7 @@
 
 `start_process()` makes the kernel's private runtime directory (connection file, IPC sockets,
 IPython profile, launcher copy), its cgroup and its environment allow-list, then starts
-launcher -> [bubblewrap -> launcher] -> ipykernel as built by `isolation.launch_argv`.
+launcher -> [bubblewrap -> launcher] -> ipykernel as built by `command.launch_argv`.
 `KernelProcess` knows the whole process tree: it interrupts the kernel, kills what a cell left
 behind, kills everything, and removes the directories. Messaging lives in kernel.py.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from sandbox import isolation
+from sandbox import command, isolation
 from sandbox.cgroups import KernelCgroup
 from sandbox.config import SandboxConfig
 from sandbox.isolation import IsolationReport
@@ -46,6 +46,7 @@ class KernelProcess:
     uid: int | None
     cgroup: KernelCgroup | None
     connection: dict[str, Any]
+    command: list[str] = field(default_factory=list)  # the isolated command started
     kernel_pid: int | None = None  # host pid of the ipykernel process, once found
     keep: set[int] = field(default_factory=set)  # host pids of launcher/bwrap/kernel chain
 
@@ -145,12 +146,15 @@ class KernelProcess:
         return ""
 
 
-def kernel_env(config: SandboxConfig, runtime: str, work: str) -> dict[str, str]:
+def kernel_env(config: SandboxConfig, runtime: str, work: str, report: IsolationReport | None = None) -> dict[str, str]:
     """The environment allow-list: nothing from the host but locale and BLAS-safety variables."""
     env = {k: os.environ[k] for k in ENV_PASS if k in os.environ}
     env.update({k: "1" for k in THREAD_VARS})
+    python = command.kernel_python(report) if report else sys.executable
+    if report is not None and report.mirror is not None:
+        env["LD_LIBRARY_PATH"] = report.mirror.libdir  # the interpreter's RUNPATH names the closed original
     env.update(
-        PATH=f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        PATH=f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin",
         HOME=work, TMPDIR="/tmp" if work == isolation.WORK_INSIDE else work,
         LANG=env.get("LANG", "C.UTF-8"), PYTHONIOENCODING="utf-8", PYTHONNOUSERSITE="1",
         PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="", HIP_VISIBLE_DEVICES="",
@@ -162,7 +166,7 @@ def kernel_env(config: SandboxConfig, runtime: str, work: str) -> dict[str, str]
     return env
 
 
-def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dict[str, Any]:
+def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None, report: IsolationReport) -> dict[str, Any]:
     """Connection file, IPython profile (startup + no history), launcher copy; all owned by uid."""
     conn: dict[str, Any] = {
         "transport": "ipc", "ip": str(runtime / "s"), "shell_port": 1, "iopub_port": 2,
@@ -181,7 +185,7 @@ def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None) -> dic
         "c.InteractiveShell.xmode = 'Plain'\n"
     )
     (runtime / "jupyter").mkdir()
-    isolation.install_launcher(str(runtime))
+    command.install(report, str(runtime))
     if uid is not None:
         for p in [runtime, *runtime.rglob("*")]:
             os.chown(p, uid, uid)
@@ -205,13 +209,15 @@ def limits(config: SandboxConfig) -> dict[str, int]:
             "CORE": 0, "NPROC": config.max_processes}
 
 
-async def start_process(report: IsolationReport, config: SandboxConfig, base: str) -> KernelProcess:
-    """Launch one kernel process; the caller connects to `connection` and waits for it."""
+async def start_process(report: IsolationReport, config: SandboxConfig, base: str,
+                        argv: list[str] | None = None) -> KernelProcess:
+    """Launch one kernel process; the caller connects to `connection` and waits for it.
+    `argv` replaces the kernel command (template.py starts a placeholder to fork a kernel into)."""
     token = secrets.token_hex(4)
     uid = secrets.choice(range(*UID_RANGE)) if report.drop_uid else None
     runtime = Path(base) / f"k-{token}"
     runtime.mkdir(mode=0o700)
-    conn = _write_runtime(runtime, config, uid)
+    conn = _write_runtime(runtime, config, uid, report)
     if report.bwrap:
         work = isolation.WORK_INSIDE
     else:
@@ -223,13 +229,13 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
     if report.cgroups is not None:
         mem = (config.memory_mb + 256) * 1024 * 1024
         cgroup = report.cgroups.create(f"tirmath-{os.getpid()}-{token}", mem, config.max_processes)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
-    cmd = isolation.launch_argv(report, limits(config), str(runtime), uid,
+    argv = argv or [command.kernel_python(report), "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
+    cmd = command.launch_argv(report, limits(config), str(runtime), uid,
                                 cgroup.procs_files if cgroup else (), argv, config.disk_mb)
     with open(runtime / "kernel.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work),
+            cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work, report),
             start_new_session=True, preexec_fn=_lower_priority(config.nice),
         )
-    return KernelProcess(proc, str(runtime), uid, cgroup, conn)
+    return KernelProcess(proc, str(runtime), uid, cgroup, conn, cmd)

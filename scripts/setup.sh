@@ -15,9 +15,11 @@ else
 fi
 [ "$want_test" = 1 ] && extras="$extras,train,evals,test"
 
-# System packages: bubblewrap isolates the kernels; chromium checks the HTML report in tests.
+# System packages: bubblewrap isolates the kernels; libseccomp2 compiles their syscall filter (pyseccomp);
+# chromium checks the HTML report in tests.
 apt_pkgs=""
 command -v bwrap >/dev/null 2>&1 || apt_pkgs="bubblewrap"
+ldconfig -p 2>/dev/null | grep -q "libseccomp.so.2" || apt_pkgs="$apt_pkgs libseccomp2"
 if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then apt_pkgs="$apt_pkgs chromium"; fi
 if [ -n "$apt_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -7,7 +7,8 @@ benches that need a fake.
 strings and max_tokens the way vLLM does; `seeded_answers(...)` is a reply script that answers by
 seed (CoT: filler then a boxed answer; TIR: a ```python block printing it, then the box);
 `FakePool` hands out sessions that run code with `exec` in a per-session namespace (a cell
-marked `# crashed`, `# timeout` or `# error` fails that way). They are not models and not a
+marked `# crashed`, `# timeout` or `# error` fails that way); `HarmonyScript` replays gpt-oss's
+harmony token sequences through the real harmony encoding. They are not models and not a
 sandbox; the real engine, server and kernels have tests of their own.
 """
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import harmony
 from agent.backends.base import Chunk, GenParams
 
 EOS = 0
@@ -164,6 +167,49 @@ class FakePool:
 
     async def release(self, s: FakeSession) -> None:
         self.released.append(s)
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class HarmonyScript:
+    reply: Callable[[str, GenParams], str | tuple[str, float]]
+    top_logprob: float = math.log(0.9)
+    delay: float = 0.0
+    name: str = "harmony-script"
+    max_model_len: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    tokenizer: Any = field(default_factory=harmony.HarmonyTokenizer)
+    requests: list[tuple[str, GenParams]] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+
+    async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
+        enc = harmony.encoding()
+        prompt = enc.decode(list(prompt_ids))
+        self.requests.append((prompt, params))
+        said = self.reply(prompt, params)
+        text, top = said if isinstance(said, tuple) else (said, self.top_logprob)
+        ids = [int(i) for i in enc.encode(text, allowed_special="all")]
+        finish = "length"
+        stops = [n for n, t in enumerate(ids) if t in params.stop_token_ids]
+        if stops:
+            ids, finish = ids[: stops[0] + 1], "stop"
+        if len(ids) > params.max_tokens:
+            ids, finish = ids[: params.max_tokens], "length"
+        for i in range(0, max(len(ids), 1), 3):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            part = ids[i : i + 3]
+            last = i + 3 >= len(ids)
+            lps = None
+            if params.logprobs:
+                rest = math.log((1 - math.exp(top)) / 2)
+                lps = tuple(((t, top), (t + 1, rest), (t + 2, rest)) for t in part)
+            yield Chunk(enc.decode(part), tuple(part), finish if last else None, None, lps)
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
 
     async def close(self) -> None:
         pass

@@ -20,6 +20,7 @@ from agent.errors import UserError
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "solve": ("agent.cli_solve:main", "solve one problem with voted CoT/TIR samples"),
+    "prompt": ("agent.cli_prompt:main", "print the exact first-turn prompt text (or --ids) for a family"),
     "datasets": ("agent.cli_datasets:main", "list the shipped datasets and recorded runs"),
     "doctor": ("agent.doctor:main", "show engines, GPU, sandbox isolation and model cache state"),
     "sandbox": ("sandbox.cli:main", "run code cells in one sandboxed kernel session"),
@@ -30,13 +31,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("evals.replay:main", "replay recorded samples under stopping/budget policies"),
     "train": ("training.cli:train_main", "train with a recipe: sft | grpo | dpo"),
     "merge": ("training.cli:merge_main", "linear merge of two checkpoints"),
+    "kaggle-local": ("evals.kaggle_cli:main", "rehearse a Kaggle AIMO submission with a local gateway"),
+    "bundle": ("evals.bundle:main", "download an offline install bundle (wheels, model) for Kaggle"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: tirmath COMMAND [options]", "", "commands:"]
     for name, (_, help_text) in COMMANDS.items():
-        lines.append(f"  {name:<10} {help_text}")
+        lines.append(f"  {name:<13} {help_text}")
     lines.append("")
     lines.append("Run `tirmath COMMAND --help` for a command's options.")
     return "\n".join(lines)
@@ -45,6 +48,8 @@ def _usage() -> str:
 def quiet_libraries(verbose: bool = False) -> None:
     """Engine libraries log at INFO by default; a user of the CLI wants our output. Env wins."""
     level = "INFO" if verbose else "ERROR"
+    if verbose:
+        os.environ["TIRMATH_VERBOSE"] = "1"  # engines keep their own output on the terminal
     os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose else "error")

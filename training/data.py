@@ -13,7 +13,10 @@ A bare name is looked up in the shared data folder (`sft_traces_sample`, `train_
 SFT keeps the shortest correct trace per problem (graded with agent.answers when a reference is
 known), optionally only problems whose pass rate in the run lies in [min_pass_rate,
 max_pass_rate]; prompts are rendered with agent.prompts (the agent's own template) and each row
-is tokenised to `input_ids` + `labels` (-100 on the prompt and on tool-output tokens).
+is tokenised to `input_ids` + `labels` (-100 on the prompt and on tool-output tokens). For the
+gpt-oss family, rows come from harmony traces (whose steps hold the exact harmony text): the
+prompt is rendered by agent.harmony, tool messages are labelled -100, and a final answer cut by
+the early stop is closed with `<|return|>`; GRPO prompts are the harmony prompt text.
 GRPO rows are problem/answer pairs with integer answers. DPO pairs take a short correct trace as
 chosen and a wrong one, or a correct one `dpo_min_length_ratio` times longer, as rejected, and
 drop pairs more similar than `dpo_max_similarity`. DPO cannot mask tool output (TRL's DPO has no
@@ -34,7 +37,7 @@ from typing import Any
 from agent.answers import extract_answer, is_correct
 from agent.errors import UserError
 from agent.jsonl import read_jsonl
-from agent.types import Problem, Step, Trace
+from agent.types import Mode, Problem, Step, Trace
 
 _OUTPUT_RE = re.compile(r"(```output\n.*?```\n?)", re.DOTALL)
 
@@ -221,8 +224,27 @@ def _ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
     return [int(i) for i in ids]
 
 
+def harmony_row(cand: Candidate, effort: str = "high") -> dict[str, list[int]]:
+    """A harmony trace as `input_ids` + `labels`: -100 on the prompt and on the tool messages."""
+    from agent import harmony
+
+    enc = harmony.encoding()
+    ids = harmony.prompt_ids(cand.problem, "tir" if cand.mode == "tir" else "cot", effort)
+    labels = [-100] * len(ids)
+    for text, trained in cand.segments:
+        seg = [int(i) for i in enc.encode(text, allowed_special="all")]
+        ids += seg
+        labels += seg if trained else [-100] * len(seg)
+    if ids and ids[-1] not in harmony.stop_token_ids():  # cut at the boxed answer: close the message
+        ids.append(harmony.return_token_id())
+        labels.append(ids[-1])
+    return {"input_ids": ids, "labels": labels}
+
+
 def tokenize_candidate(tokenizer: Any, cand: Candidate, family: str, system: str = "") -> dict[str, list[int]]:
     """`input_ids` and `labels` (-100 on prompt and tool output), ending in the EOS token."""
+    if family == "gpt-oss":
+        return harmony_row(cand)
     msgs = list(cand.prompt) if cand.prompt else prompt_messages(cand.problem, cand.mode, family, system)
     prompt = _ids(tokenizer, msgs)
     ids, labels = list(prompt), [-100] * len(prompt)
@@ -268,9 +290,17 @@ def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem
         keep = keep[: recipe.max_rows]
     if not keep:
         raise UserError(f"{src}: no usable GRPO rows (no problem has an integer answer)")
-    mode = "tir" if recipe.tir else "cot"
-    rows, by_prompt = [], {}
+    mode: Mode = "tir" if recipe.tir else "cot"
+    rows: list[dict[str, Any]] = []
+    by_prompt: dict[str, Problem] = {}
     for p in keep:
+        if family == "gpt-oss":  # a plain-text prompt: the harmony rendering, special tokens written out
+            from agent import harmony
+
+            text = harmony.decode(harmony.prompt_ids(p, mode))
+            rows.append({"prompt": text, "answer": p.answer, "problem_id": p.id})
+            by_prompt[text] = p
+            continue
         msgs = prompt_messages(p, mode, family, recipe.system_prompt)
         rows.append({"prompt": msgs, "answer": p.answer, "problem_id": p.id})
         by_prompt[msgs[-1]["content"]] = p

@@ -19,6 +19,7 @@ Not covered: importance-sampling correction with the engine's logprobs (`logprob
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -49,7 +50,6 @@ class TIRRollout:
 
     def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str,
                  engine_kind: str = "transformers", model_path: str = ""):
-        from agent.config import RolloutConfig
 
         self.mode: Mode = "tir"
         self.engine_kind = engine_kind
@@ -58,17 +58,8 @@ class TIRRollout:
         self.recipe = recipe
         self.tokenizer = tokenizer
         self.family = family
-        self.config = RolloutConfig(
-            max_tokens=recipe.max_completion_length,
-            max_tool_calls=recipe.max_tool_calls,
-            cell_timeout=recipe.cell_timeout,
-            temperature=recipe.temperature,
-            top_p=recipe.top_p,
-            min_p=recipe.min_p,
-            record_tokens=True,
-            output_chars=recipe.tool_output_chars,
-            prompt_family=family,
-        )
+        # the recipe embeds the agent's RolloutConfig: every sampling setting reaches the rollouts as is
+        self.config = dataclasses.replace(recipe.rollout, record_tokens=True, prompt_family=family)
         self.times = RolloutTimes()
         self._model: Any = None
         self.engine: RolloutEngine | None = None  # opened on the first call, on the loop thread

@@ -20,9 +20,17 @@ from typing import Any
 
 import yaml
 
+from agent.config import RolloutConfig, validate
 from agent.errors import UserError
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+# Training's rollout defaults (a short GRPO completion, full-temperature sampling); every field is
+# the agent's own RolloutConfig field, so a new sampling setting appears here with no change.
+TRAINING_ROLLOUT = RolloutConfig(max_tokens=512, temperature=1.0, top_p=1.0, max_tool_calls=4, output_chars=600)
+# older flat recipe names -> RolloutConfig fields
+LEGACY_ROLLOUT = {"max_completion_length": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                  "min_p": "min_p", "max_tool_calls": "max_tool_calls", "cell_timeout": "cell_timeout",
+                  "tool_output_chars": "output_chars", "prompt_family": "prompt_family"}
 KINDS = ("sft", "grpo", "dpo")
 
 
@@ -41,9 +49,14 @@ class Recipe:
     data: str = _f("", "training data: JSONL, run dir or save_to_disk folder (see training/data.py)")
     problems: str = _f("", "problem file for trace JSONL rows without an embedded problem (matched by id)")
     output_dir: str = _f("runs/train", "where the trained model (loadable by `tirmath solve`) is saved")
-    prompt_family: str = _f("auto", "prompt family for agent.prompts (auto | r1 | qwen | small | gpt-oss)")
     system_prompt: str = _f("", "system prompt for training prompts: fast-math-sft | fast-math-grpo (the reference's, "
                             "agent.prompts.SYSTEM_PROMPTS) or any text; '' = the family's template")
+    rollout: RolloutConfig = field(
+        default_factory=lambda: TRAINING_ROLLOUT,
+        metadata={"help": "the agent's rollout settings (agent.config.RolloutConfig), embedded: generated tokens per "
+                  "completion (max_tokens), temperature, top_p, min_p, tool calls, cell timeout, tool output chars, "
+                  "prompt family; YAML `rollout: {...}` or `--set rollout.FIELD=VALUE` (the older flat names "
+                  f"{', '.join(LEGACY_ROLLOUT)} still work)"})
     # optimisation
     learning_rate: float = _f(1e-5, "peak learning rate")
     num_train_epochs: float = _f(1.0, "epochs over the data (ignored when max_steps > 0)")
@@ -79,10 +92,6 @@ class Recipe:
     packing_strategy: str = _f("bfd", "SFT packing: bfd | bfd_split | wrapped (TRL names; wrapped = TRL 0.x packing)")
     # GRPO
     num_generations: int = _f(8, "GRPO: completions per prompt (the group)")
-    max_completion_length: int = _f(512, "GRPO: generated tokens per completion (model tokens only)")
-    temperature: float = _f(1.0, "GRPO: sampling temperature")
-    top_p: float = _f(1.0, "GRPO: nucleus sampling")
-    min_p: float = _f(0.0, "GRPO: drop tokens below min_p x the top token's probability (0 = off)")
     beta: float = _f(0.0, "GRPO: KL coefficient against the reference model; DPO: preference beta")
     loss_type: str = _f("dapo", "GRPO loss normalisation (TRL names: grpo, dapo, dr_grpo, bnpo, ...)")
     rewards: list = _f(["accuracy", "format"], "GRPO reward names (see training/rewards.py)")
@@ -101,9 +110,6 @@ class Recipe:
     repetition_penalty: float = _f(-1.0, "repetition reward: value when every n-gram repeats")
     # TIR-aware GRPO
     tir: bool = _f(False, "GRPO: roll out through the agent's TIR loop with sandboxed kernels")
-    max_tool_calls: int = _f(4, "TIR: code cells per completion")
-    cell_timeout: float = _f(10.0, "TIR: seconds per code cell")
-    tool_output_chars: int = _f(600, "TIR: characters of a tool output fed back (head + tail)")
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
     kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
     # GRPO rollout engine (training/rollout_engine.py)
@@ -120,6 +126,39 @@ class Recipe:
     dpo_max_similarity: float = _f(0.9, "DPO pairs: drop pairs whose texts are more similar than this")
     dpo_min_length_ratio: float = _f(1.2, "DPO pairs: a correct rejected trace must be this much longer")
 
+    # The rollout settings under their older flat recipe names (read-only views of `rollout`).
+    @property
+    def max_completion_length(self) -> int:
+        return self.rollout.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        return self.rollout.temperature
+
+    @property
+    def top_p(self) -> float:
+        return self.rollout.top_p
+
+    @property
+    def min_p(self) -> float:
+        return self.rollout.min_p
+
+    @property
+    def max_tool_calls(self) -> int:
+        return self.rollout.max_tool_calls
+
+    @property
+    def cell_timeout(self) -> float:
+        return self.rollout.cell_timeout
+
+    @property
+    def tool_output_chars(self) -> int:
+        return self.rollout.output_chars
+
+    @property
+    def prompt_family(self) -> str:
+        return self.rollout.prompt_family
+
     def effective_cosine_max_len(self) -> int:
         """The cosine reward's far end in `length_unit` (tokens default to max_completion_length)."""
         return self.cosine_max_len or self.max_completion_length
@@ -128,7 +167,16 @@ class Recipe:
 def field_help() -> list[tuple[str, str, str]]:
     """(name, type, help) for every recipe field, for `--help-recipe`."""
     hints = typing.get_type_hints(Recipe)
-    return [(f.name, _type_name(hints[f.name]), f.metadata["help"]) for f in dataclasses.fields(Recipe)]
+    rows = [(f.name, _type_name(hints[f.name]), f.metadata["help"]) for f in dataclasses.fields(Recipe)]
+    r_hints = typing.get_type_hints(RolloutConfig)
+    rows += [(f"rollout.{f.name}", _type_name(_base(r_hints[f.name])), f.metadata["help"])
+             for f in dataclasses.fields(RolloutConfig)]
+    return rows
+
+
+def _base(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 else tp
 
 
 def _type_name(tp: Any) -> str:
@@ -195,10 +243,39 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _split_rollout(values: dict[str, Any], where: str) -> tuple[dict[str, Any], RolloutConfig]:
+    """(the other fields, the embedded RolloutConfig) from `rollout: {...}`, `rollout.FIELD` keys and
+    the older flat names; each value type- and range-checked like a command-line flag."""
+    rest: dict[str, Any] = {}
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "rollout":
+            if not isinstance(value, dict):
+                raise UserError(f"{where}: field 'rollout' must be a mapping of rollout settings")
+            given.update(value)
+        elif name.startswith("rollout."):
+            given[name.split(".", 1)[1]] = value
+        elif name in LEGACY_ROLLOUT:
+            given[LEGACY_ROLLOUT[name]] = value
+        else:
+            rest[name] = value
+    hints = typing.get_type_hints(RolloutConfig)
+    for name, value in list(given.items()):
+        if name not in hints:
+            raise UserError(f"{where}: unknown rollout setting {name!r} (fields: {', '.join(hints)})")
+        given[name] = _check_value(f"rollout.{name}", hints[name], value, where)
+    try:
+        return rest, validate(dataclasses.replace(TRAINING_ROLLOUT, **given))
+    except UserError as e:
+        flag, _, msg = str(e).partition(": ")
+        raise UserError(f"{where}: field 'rollout.{flag.lstrip('-').replace('-', '_')}' {msg}") from None
+
+
 def build_recipe(values: dict[str, Any], where: str) -> Recipe:
     """A validated Recipe from a mapping; `where` names the source in error messages."""
     hints = typing.get_type_hints(Recipe)
-    clean: dict[str, Any] = {}
+    values, rollout = _split_rollout(values, where)
+    clean: dict[str, Any] = {"rollout": rollout}
     for name, value in values.items():
         if name not in hints:
             raise UserError(f"{where}: unknown field {name!r} (see `tirmath train sft --help-recipe`)")
@@ -225,8 +302,6 @@ def _check_reward_fields(recipe: Recipe, where: str) -> None:
             raise UserError(f"{where}: field {name!r} must be one of {', '.join(allowed)}, got {getattr(recipe, name)!r}")
     if recipe.length_unit == "chars" and recipe.cosine_max_len <= 0 and "cosine" in recipe.rewards:
         raise UserError(f"{where}: field 'cosine_max_len' must be > 0 (characters) when length_unit is chars")
-    if not 0.0 <= recipe.min_p <= 1.0:
-        raise UserError(f"{where}: field 'min_p' must be in [0, 1], got {recipe.min_p}")
     if recipe.tir and recipe.system_prompt:
         raise UserError(f"{where}: field 'system_prompt' does not apply with tir: true (the TIR rollout "
                         "renders the agent's own prompt)")

@@ -24,7 +24,7 @@ __all__ = ["Backend", "Chunk", "GenParams", "open_backend", "ENGINES"]
 
 ENGINES = ("vllm", "hf")
 GPU_ONLY = ("gpu_memory_utilization", "tensor_parallel_size", "pipeline_parallel_size")
-HF_OPTIONS = ("dtype", "threads")
+HF_OPTIONS = ("dtype", "threads", "tokenizer")
 
 
 def _check_gpu_options(opts: dict[str, Any]) -> None:
@@ -36,8 +36,11 @@ def _check_gpu_options(opts: dict[str, Any]) -> None:
 
 
 def _import_vllm() -> None:
+    from agent.backends.engine_log import captured_stderr
+
     try:
-        importlib.import_module("vllm")
+        with captured_stderr("tirmath-vllm-import-"):  # Triton notes and FutureWarnings at import
+            importlib.import_module("vllm")
     except Exception as e:  # ImportError, or a broken torch/torchvision pairing (RuntimeError)
         raise UserError(
             f"engine 'vllm' is not usable here ({type(e).__name__}: {e}); "
@@ -45,15 +48,35 @@ def _import_vllm() -> None:
         ) from e
 
 
+def _harmony_tokenizer(model: str | None, server: str | None, family: str) -> Any:
+    """For the gpt-oss family (given, or guessed from the model name): the harmony tokenizer, so no
+    Hugging Face tokenizer is loaded or downloaded. None for other families."""
+    from agent.prompts import guess_family
+
+    if (family if family != "auto" else guess_family(model or "")) != "gpt-oss":
+        return None
+    if model is None and server is None:
+        raise UserError("the gpt-oss prompt family needs a gpt-oss model (--model), not the built-in SmolLM2")
+    from agent.harmony import HarmonyTokenizer
+
+    return HarmonyTokenizer()
+
+
 async def open_backend(
-    model: str | None = None, server: str | None = None, engine: str = "vllm", **opts: Any
+    model: str | None = None, server: str | None = None, engine: str = "vllm", prompt_family: str = "auto",
+    **opts: Any,
 ) -> Backend:
     """Open the backend the arguments ask for; see the module docstring.
 
     Options whose value is None count as not given. With `server`, only `tokenizer` is used;
     engine options (dtype, max_model_len, ...) belong to the server's own command line.
+    The gpt-oss family gets `agent.harmony.HarmonyTokenizer` unless `tokenizer` is given.
     """
     opts = {k: v for k, v in opts.items() if v is not None}
+    if "tokenizer" not in opts:
+        harmony_tok = _harmony_tokenizer(model, server, prompt_family)
+        if harmony_tok is not None:
+            opts["tokenizer"] = harmony_tok
     if server is not None:
         from agent.backends.server import ServerBackend
 

@@ -3,7 +3,8 @@
 A manual token loop (KV cache, greedy or temperature/top-p sampling with a seeded
 `torch.Generator`) runs in a worker thread and hands chunks to the event loop; one request
 runs at a time (others wait their turn). Stop strings are matched on the decoded text and
-included in it; a finished-by-EOS request carries the EOS id with no text. `abort()` or
+included in it; a finished-by-EOS request carries the EOS id with no text, as does one that
+stopped on `GenParams.stop_token_ids`. `min_p` and top-k `logprobs` are honoured. `abort()` or
 leaving `stream()` early sets a flag the loop checks every token.
 
 It does not batch requests, and it is not fast: use the vLLM backends for real work.
@@ -25,12 +26,23 @@ class _Request:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+def _top_logprobs(logits: Any, k: int) -> tuple[tuple[int, float], ...]:
+    """The k most likely next tokens and their logprobs (raw model distribution, as vLLM)."""
+    import torch
+
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    vals, idx = torch.topk(lp, k)
+    return tuple((int(i), float(v)) for i, v in zip(idx.tolist(), vals.tolist(), strict=True))
+
+
 def _pick(logits: Any, params: GenParams, gen: Any) -> int:
     import torch
 
     if params.temperature <= 0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    if params.min_p > 0:
+        probs = torch.where(probs >= params.min_p * probs.max(), probs, torch.zeros_like(probs))
     if params.top_p < 1.0:
         sorted_p, order = torch.sort(probs, descending=True)
         keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < params.top_p
@@ -80,20 +92,23 @@ class HFBackend:
         self._requests: dict[str, _Request] = {}
 
     @classmethod
-    def load(cls, model: str, dtype: str = "float32", threads: int | None = None) -> HFBackend:
+    def load(cls, model: str, dtype: str = "float32", threads: int | None = None, tokenizer: Any = None) -> HFBackend:
         """Load `model`; `threads` caps torch's CPU threads for generation (on a busy box,
-        more OpenMP threads than free cores made each token ~10x slower here)."""
+        more OpenMP threads than free cores made each token ~10x slower here). A `tokenizer`
+        object (e.g. the harmony one) replaces the folder's."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
         lm.to(device).eval()
-        return cls(lm, AutoTokenizer.from_pretrained(model), threads)
+        return cls(lm, tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model), threads)
 
     @classmethod
-    async def create(cls, model: str, dtype: str = "float32", threads: int | None = None) -> HFBackend:
-        return await asyncio.to_thread(cls.load, model, dtype, threads)
+    async def create(
+        cls, model: str, dtype: str = "float32", threads: int | None = None, tokenizer: Any = None
+    ) -> HFBackend:
+        return await asyncio.to_thread(cls.load, model, dtype, threads, tokenizer)
 
     def _run(self, prompt_ids: list[int], params: GenParams, req: _Request, emit: Callable[[Chunk], None]) -> None:
         import torch
@@ -112,15 +127,17 @@ class HFBackend:
                     return
                 out = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                token = _pick(out.logits[0, -1], params, gen)
-                if token in self._eos:
-                    emit(Chunk("", (token,), finish_reason="stop"))
+                logits = out.logits[0, -1]
+                token = _pick(logits, params, gen)
+                lps = (_top_logprobs(logits, params.logprobs),) if params.logprobs else None
+                if token in self._eos or token in params.stop_token_ids:
+                    emit(Chunk("", (token,), finish_reason="stop", logprobs=lps))
                     return
                 text, stop = tracker.add(token)
                 if stop is not None:
-                    emit(Chunk(text, (token,), finish_reason="stop", stop_reason=stop))
+                    emit(Chunk(text, (token,), finish_reason="stop", stop_reason=stop, logprobs=lps))
                     return
-                emit(Chunk(text, (token,)))
+                emit(Chunk(text, (token,), logprobs=lps))
                 inputs = torch.tensor([[token]], device=self.model.device)
             emit(Chunk("", (), finish_reason="length"))
 

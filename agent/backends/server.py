@@ -109,6 +109,13 @@ class ServerBackend:
             body["ignore_eos"] = True
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.min_p:
+            body["min_p"] = params.min_p
+        if params.stop_token_ids:
+            body["stop_token_ids"] = list(params.stop_token_ids)
+        if params.logprobs:  # top-k per token, keyed "token_id:N" (vLLM's return_tokens_as_token_ids)
+            body["logprobs"] = params.logprobs
+            body["return_tokens_as_token_ids"] = True
         return body
 
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
@@ -168,6 +175,7 @@ class ServerBackend:
             token_ids=tuple(int(i) for i in ids),
             finish_reason=choice.get("finish_reason"),
             stop_reason=stop if isinstance(stop, str) else None,
+            logprobs=parse_logprobs(choice.get("logprobs")),
         )
 
     async def abort(self, request_id: str) -> None:
@@ -201,6 +209,23 @@ def _http_error(url: str, status: int, body: str) -> str:
         detail = body
     detail = " ".join(str(detail).split())[:400] or "(empty body)"
     return f"server {url} answered HTTP {status}: {detail}"
+
+
+def _token_key(key: str) -> int:
+    """A top_logprobs key "token_id:N" as N; -1 when the server sent the token's text instead."""
+    head, _, tail = key.rpartition(":")
+    return int(tail) if head == "token_id" and tail.lstrip("-").isdigit() else -1
+
+
+def parse_logprobs(lp: dict[str, Any] | None) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """A /v1/completions `logprobs` object's `top_logprobs` as per-token (id, logprob) pairs."""
+    if not lp or not lp.get("top_logprobs"):
+        return None
+    out = []
+    for top in lp["top_logprobs"]:
+        pairs = sorted(((_token_key(k), float(v)) for k, v in (top or {}).items()), key=lambda p: -p[1])
+        out.append(tuple(pairs))
+    return tuple(out)
 
 
 def _pick_model(url: str, served: list[tuple[str, str | None]], model: str | None) -> tuple[str, str]:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from agent.backends.base import BackendError, Chunk, GenParams, eos_ids_of
+from agent.backends.engine_log import captured_stderr, log_tail
 from agent.errors import UserError
 
 CPU_BLOCK_SIZE = 32
@@ -108,13 +110,17 @@ def check_engine_options(kwargs: dict[str, Any]) -> None:
             raise UserError(f"--kv-cache-dtype: unknown {cache!r} (choose from {', '.join(_choices_of(CacheDType))})")
 
 
-def start_error(model: str, e: BaseException) -> UserError:
+def start_error(model: str, e: BaseException, log: Path | None = None) -> UserError:
     """vLLM's start-up failure as one line (its messages run to many lines of detail)."""
     text = " ".join(str(e).split())
+    cause = log_tail(log, lines=1)
+    if cause and ("root cause" in text or not text):  # the engine core's own error is in its log
+        text = cause.split("] ")[-1]
     if "max_model_len" in text or "KV cache" in text or "max_num_batched_tokens" in text:
         text += " (set --max-model-len lower, or give the engine more memory: --kv-cache-gib on CPU, " \
                 "--gpu-memory-utilization on a GPU)"
-    return UserError(f"could not start vLLM on model {model!r}: {text[:600]}")
+    where = f" (engine log: {log})" if log is not None else ""
+    return UserError(f"could not start vLLM on model {model!r}: {text[:600]}{where}")
 
 
 def _generation_config(model: str) -> Any:
@@ -139,7 +145,7 @@ def to_chunk(output: Any) -> Chunk:
     """A vLLM `CompletionOutput` (DELTA kind) as a `Chunk`."""
     stop = output.stop_reason if isinstance(output.stop_reason, str) else None
     return Chunk(
-        text=output.text,
+        text=output.text or "",
         token_ids=tuple(output.token_ids),
         finish_reason=output.finish_reason,
         stop_reason=stop,
@@ -147,7 +153,7 @@ def to_chunk(output: Any) -> Chunk:
     )
 
 
-async def _engine_outputs(gen: Any) -> AsyncIterator[Any]:
+async def _engine_outputs(gen: Any, log: Path | None = None) -> AsyncIterator[Any]:
     """The engine's outputs; its death (EngineDeadError, a dead core process) as a BackendError."""
     from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -155,7 +161,15 @@ async def _engine_outputs(gen: Any) -> AsyncIterator[Any]:
         async for out in gen:
             yield out
     except EngineDeadError as e:
-        raise BackendError(f"the vLLM engine died ({' '.join(str(e).split())[:300]})", "vllm") from e
+        raise BackendError(engine_death(log), "vllm") from e
+
+
+def engine_death(log: Path | None) -> str:
+    """One line on a dead engine core: what its log says last, else the likeliest cause."""
+    tail = log_tail(log)
+    cause = tail or "its process exited without a message (killed, e.g. by the out-of-memory killer)"
+    where = f"; engine log: {log}" if log is not None else ""
+    return f"the vLLM engine died: {cause}{where}"
 
 
 class VLLMEngineBackend:
@@ -169,6 +183,7 @@ class VLLMEngineBackend:
         self.model = model
         self.max_model_len = max_model_len
         self.eos_token_ids: tuple[int, ...] = eos_ids_of(tokenizer)
+        self.log: Path | None = None  # the engine's own output (see engine_log)
         self._closed = False
 
     @classmethod
@@ -180,6 +195,7 @@ class VLLMEngineBackend:
         max_model_len: int | None = None,
         seed: int = 0,
         kv_cache_gib: float = 2.0,
+        tokenizer: Any = None,
         **engine_kwargs: Any,
     ) -> VLLMEngineBackend:
         """Start an engine on `model` (a local folder or hub id).
@@ -190,23 +206,33 @@ class VLLMEngineBackend:
         length, shrunk by vLLM to what fits in the KV cache. Other keyword arguments go to
         `AsyncEngineArgs` unchanged (e.g. `quantization`, `kv_cache_dtype`, `speculative_config`,
         `enable_prefix_caching`, `gpu_memory_utilization`); unknown names and unknown quantization
-        or KV-cache dtypes are one UserError before the engine starts.
+        or KV-cache dtypes are one UserError before the engine starts. A `tokenizer` object (e.g.
+        `agent.harmony.HarmonyTokenizer`) replaces the model folder's: the engine then runs without
+        one (`skip_tokenizer_init`: token ids only, no stop strings, empty chunk text).
         """
         from transformers import AutoTokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
         on_gpu = cuda_available()
+        if tokenizer is not None:
+            engine_kwargs.setdefault("skip_tokenizer_init", True)
         try:
             args = _engine_args(model, dtype, max_model_len, seed, kv_cache_gib, on_gpu, engine_kwargs)
         except (ValueError, TypeError) as e:  # AsyncEngineArgs' own checks of a value
             raise start_error(model, e) from e
-        try:
-            engine = AsyncLLM.from_engine_args(args)
-        except (OSError, ValueError, RuntimeError, NotImplementedError) as e:
-            raise start_error(model, e) from e
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        err: UserError | None = None
+        with captured_stderr() as log:  # the engine core keeps this log as its stderr for life
+            try:
+                engine = AsyncLLM.from_engine_args(args)
+            except (OSError, ValueError, RuntimeError, NotImplementedError) as e:
+                err = start_error(model, e, log)
+        if err is not None:
+            raise err
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(model)
         backend = cls(engine, tokenizer, model, engine.model_config.max_model_len)
         backend.eos_token_ids = eos_ids_of(tokenizer, _generation_config(model))
+        backend.log = log
         return backend
 
     def _sampling_params(self, params: GenParams, prompt_len: int) -> Any:
@@ -219,6 +245,8 @@ class VLLMEngineBackend:
             top_p=params.top_p if params.temperature > 0 else 1.0,
             seed=params.seed,
             stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            min_p=params.min_p,
             include_stop_str_in_output=True,
             ignore_eos=params.ignore_eos,
             logprobs=params.logprobs,
@@ -238,7 +266,7 @@ class VLLMEngineBackend:
         finished = False
         gen = self.engine.generate(prompt, self._sampling_params(params, len(prompt_ids)), request_id)
         try:
-            async for out in _engine_outputs(gen):
+            async for out in _engine_outputs(gen, self.log):
                 for completion in out.outputs:
                     chunk = to_chunk(completion)
                     finished = chunk.finish_reason is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox.helpers import Host, Listener
+from tests.sandbox.helpers import Host, HostSemaphore, Listener, UdpListener, UnixListener
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,33 @@ def listener() -> Iterator[Listener]:
     lst = Listener()
     yield lst
     lst.close()
+
+
+@pytest.fixture(scope="session")
+def udp() -> Iterator[UdpListener]:
+    lst = UdpListener()
+    yield lst
+    lst.close()
+
+
+@pytest.fixture(scope="session")
+def unix_listener() -> Iterator[UnixListener]:
+    lst = UnixListener(f"/tmp/tirmath-test-{os.getpid()}.sock")
+    yield lst
+    lst.close()
+
+
+@pytest.fixture(scope="session")
+def shm_file() -> Iterator[Path]:
+    p = Path(f"/dev/shm/tirmath-test-{os.getpid()}")
+    p.write_text("host shm secret")
+    p.chmod(0o666)
+    yield p
+    p.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def semaphore() -> Iterator[HostSemaphore]:
+    sem = HostSemaphore(f"/tirmath-test-sem-{os.getpid()}")
+    yield sem
+    sem.close()

@@ -1,4 +1,6 @@
-"""KernelPool behaviour with real kernels: clean hand-outs, concurrency, waiting, restarts, close."""
+"""KernelPool behaviour with real kernels: fresh kernels per session, warm spares, the reuse
+opt-in, concurrency, waiting, restarts, close. Cross-sample independence, property by property,
+is in test_independence.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from sandbox.config import SandboxConfig
 from sandbox.errors import UserError
+from sandbox.kernel import KernelStartError
 from sandbox.pool import KernelPool
 from tests.sandbox.helpers import SMALL, make_pool
 
@@ -41,15 +45,76 @@ async def pool1() -> KernelPool:
     await p.close()
 
 
+CLEAN = "False False True False False False False False False\n"
+
+
 async def test_next_session_sees_nothing_of_the_last(pool1: KernelPool) -> None:
     async with pool1.session() as s:
         r = await s.run(DIRTY)
         assert r.status == "ok", r
+        first = s.all_pids()
     await pool1.wait_idle()
     async with pool1.session() as s:
         r = await s.run(CHECK)
-    assert r.output == "False False True False False False False False False\n", r
-    assert pool1.recycled.get("reset", 0) >= 1
+        assert s.all_pids().isdisjoint(first)
+    assert r.output == CLEAN, r
+    assert pool1.recycled.get("destroyed", 0) >= 1 and "reset" not in pool1.recycled
+
+
+async def test_released_kernel_is_destroyed_with_its_dirs_and_cgroup(pool1: KernelPool) -> None:
+    async with pool1.session() as s:
+        await s.run("import subprocess; subprocess.Popen(['sleep', '100'])", 10)
+        kp = s._kp
+        assert kp is not None
+        pids, runtime, cgroup = s.all_pids(), kp.runtime, kp.cgroup
+        assert len(pids) >= 2 and os.path.isdir(runtime)
+    await pool1.wait_idle()
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [] and not os.path.exists(runtime)
+    assert s not in pool1.kernels
+    if cgroup is not None:
+        assert not any(d.exists() for d in cgroup.dirs)
+
+
+async def test_hand_out_comes_from_warm_spares() -> None:
+    pool = await make_pool(2, dataclasses.replace(SMALL, spares=2))
+    try:
+        assert pool.available == 2 and len(pool.kernels) == 2
+        warm = set(pool.kernels)
+        s = await pool.acquire()
+        assert s in warm and s.alive  # started before acquire() was called
+        await pool.wait_idle()
+        assert pool.available == 2 and len(pool.kernels) == 3  # a replacement was started
+        await pool.release(s)
+        await pool.wait_idle()
+        assert pool.available == 2 and len(pool.kernels) == 2 and s not in pool.kernels
+    finally:
+        await pool.close()
+
+
+async def test_reuse_opt_in_resets_the_kernel_in_place() -> None:
+    pool = await make_pool(1, dataclasses.replace(SMALL, reuse=True))
+    try:
+        async with pool.session() as s:
+            assert (await s.run(DIRTY)).status == "ok"
+            first = s
+        await pool.wait_idle()
+        async with pool.session() as s:
+            r = await s.run(CHECK)
+            assert s is first and s.uses == 2
+        assert r.output == CLEAN, r
+        assert pool.recycled.get("reset", 0) == 1 and len(pool.kernels) == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_kernel_that_cannot_start_fails_acquire_loudly() -> None:
+    pool = await make_pool(1, dataclasses.replace(SMALL, spares=0, start_timeout=0.05))
+    try:
+        with pytest.raises(KernelStartError, match="no sandbox kernel could be started"):
+            await asyncio.wait_for(pool.acquire(), 60)
+    finally:
+        await pool.close()
 
 
 async def test_kernel_died_between_cells_reports_restarted(pool1: KernelPool) -> None:
@@ -99,8 +164,8 @@ async def test_many_tasks_share_a_pool_without_mixing_state() -> None:
         await pool.close()
 
 
-async def test_max_uses_replaces_the_kernel() -> None:
-    pool = await make_pool(1, dataclasses.replace(SMALL, max_uses=1))
+async def test_reuse_max_uses_replaces_the_kernel() -> None:
+    pool = await make_pool(1, dataclasses.replace(SMALL, reuse=True, max_uses=1))
     try:
         async with pool.session() as s:
             first = s.all_pids()
@@ -130,6 +195,18 @@ async def test_close_kills_every_process_and_removes_dirs() -> None:
 def test_pool_size_must_be_positive() -> None:
     with pytest.raises(UserError, match="at least 1"):
         KernelPool(0)
+
+
+def test_spares_must_not_be_negative() -> None:
+    with pytest.raises(UserError, match="spares"):
+        SandboxConfig(spares=-1)
+
+
+def test_fresh_kernels_are_the_default() -> None:
+    pool = KernelPool(3)
+    assert not pool.reuse and pool.spares == 3
+    assert KernelPool(3, SandboxConfig(spares=6)).spares == 6
+    assert KernelPool(3, SandboxConfig(reuse=True, spares=6)).spares == 3
 
 
 async def test_kernels_run_at_lower_cpu_priority() -> None:

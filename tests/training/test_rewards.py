@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from agent.config import RolloutConfig
 from agent.types import Step
 from training.recipe import Recipe
 from training.rewards import (
@@ -123,7 +124,7 @@ def test_repetition_table(text, expected):
 
 def test_make_rewards_names_and_config():
     r = Recipe(kind="grpo", rewards=["accuracy", "format", "cosine", "length", "repetition"],
-               format_think_end="", max_completion_length=100)
+               format_think_end="", rollout=RolloutConfig(max_tokens=100))
     fns = make_rewards(r)
     assert [f.__name__ for f in fns] == ["accuracy_reward", "format", "cosine", "length", "repetition"]
     assert fns[1](["\\boxed{2}"]) == [1.0]

@@ -1,0 +1,120 @@
+"""The kernel template process (run by template.py as `python _template_main.py LAUNCHER_PATH`).
+
+It imports what a kernel needs (ipykernel, IPython, numpy, sympy, mpmath: the slow part of a
+cold start) once, starts no thread and opens no socket, then serves requests, one JSON line on
+stdin each: fork; the child joins the new kernel's cgroup and the namespaces of a placeholder
+process that bubblewrap started for that kernel (mount, network, IPC, UTS, PID), forks once more
+so the kernel is inside the PID namespace, and the grandchild applies the kernel launcher's
+own confinement (`_launch.confine`: rlimits, uid drop, capabilities, no_new_privs, seccomp ...)
+before it starts the ipykernel app. Replies one JSON line: {"pid": host pid} or {"error": ...}.
+Standard library plus the preloaded modules; no project imports but the launcher file.
+"""
+
+import ctypes
+import json
+import os
+import runpy
+import signal
+import sys
+
+NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc/<pid>/ns is read before it
+
+_launch = runpy.run_path(sys.argv[1])  # the kernel launcher's functions (confine)
+for _name in sys.argv[2].split(","):
+    try:
+        __import__(_name)
+    except Exception:  # a missing optional module is not fatal
+        pass
+from ipykernel.kernelapp import IPKernelApp  # noqa: E402
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(target: int) -> None:
+    fds = [os.open(f"/proc/{target}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in NAMESPACES]
+    for ns, fd in zip(NAMESPACES, fds, strict=True):
+        if _libc.setns(fd, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"setns({ns}) failed")
+        os.close(fd)
+
+
+def _kernel(req: dict) -> None:
+    """In the grandchild (inside the namespaces): confine, then run the kernel; never returns."""
+    log = os.open(req["log"], os.O_WRONLY | os.O_APPEND)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, 65536)
+    os.environ.clear()
+    os.environ.update(req["env"])
+    os.chdir(req["cwd"])
+    _launch["confine"](req["spec"])
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()  # not inherited from the template
+    app = IPKernelApp.instance()
+    app.initialize(["-f", req["conn"]])
+    app.start()
+
+
+def _child(req: dict, report_fd: int) -> None:
+    """In the forked child (host PID namespace): join the kernel's cgroup and namespaces, fork."""
+    os.setsid()
+    for procs in req["cgroup_procs"]:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    if req["nice"] > 0:
+        os.nice(req["nice"])
+    _setns(req["target"])
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_fd)
+        _kernel(req)
+    os.write(report_fd, f"{pid}\n".encode())
+
+
+def _reap(*_args: object) -> None:
+    """Reap exited children: the forked children, and kernels, which are re-parented to this
+    process (a child subreaper) when their parent exits; an unreaped kernel would keep its
+    PID namespace, and so its sandbox, from ever ending."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve() -> None:
+    if _libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "PR_SET_CHILD_SUBREAPER failed")
+    signal.signal(signal.SIGCHLD, _reap)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        req = json.loads(line)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(r)
+                _child(req, w)
+            except BaseException as e:
+                with open(req["log"], "a") as f:
+                    f.write(f"tirmath kernel template: {type(e).__name__}: {e}\n")
+                code = 97
+            os._exit(code)
+        os.close(w)
+        with os.fdopen(r) as f:
+            got = f.read().strip()  # the child reaps itself through _reap
+        reply = {"pid": int(got)} if got else {"error": "fork into the sandbox failed (see the kernel log)"}
+        reply["id"] = req["id"]
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    serve()

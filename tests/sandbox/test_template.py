@@ -1,0 +1,79 @@
+"""Kernels forked from the pre-imported template are isolated exactly like cold-started ones:
+the same probe cell (mounts, capabilities, no_new_privs, seccomp, rlimits, hostname, network,
+visible processes, uid) answers the same in both, each kernel has its own uid and cgroup, and
+numpy's global random state is not shared. Needs bubblewrap as root (where the pool uses it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from sandbox import isolation, template
+from tests.sandbox.helpers import SMALL, Listener, make_pool
+
+PROBE = """
+import os, socket, resource, json
+status = {l.split(':')[0]: l.split(':')[1].strip() for l in open('/proc/self/status')
+          if l.startswith(('CapEff', 'CapPrm', 'CapInh', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'))}
+def tcp():
+    try:
+        s = socket.socket(); s.settimeout(1)
+        return 'refused' if s.connect_ex(('127.0.0.1', PORT)) != 0 else 'CONNECTED'
+    except OSError as e:
+        return type(e).__name__
+rt = os.path.dirname(os.environ['IPYTHONDIR'])  # this kernel's runtime dir
+base = os.path.dirname(rt)
+limits = {n: resource.getrlimit(getattr(resource, n)) for n in ('RLIMIT_AS', 'RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_FSIZE')}
+print(json.dumps({
+    'status': status, 'limits': limits, 'host': socket.gethostname(),
+    'tcp': tcp(), 'root': os.getuid() == 0, 'cwd': os.getcwd(),
+    'mounts': sorted(l.split()[1].replace(base, '<base>').replace(os.path.basename(rt), '<k>') for l in open('/proc/self/mounts')),
+    'procs': len([p for p in os.listdir('/proc') if p.isdigit()]) <= 4,
+    'root_dir': sorted(os.listdir('/root')),
+}))
+"""
+
+pytestmark = pytest.mark.skipif(not template.usable(isolation.probe()),
+                                reason="the kernel template needs bubblewrap as root")
+
+
+async def _probe(use_template: bool, port: int) -> tuple[dict, set[int]]:
+    pool = await make_pool(2, dataclasses.replace(SMALL, template=use_template, spares=2))
+    try:
+        assert (pool.template is not None) == use_template
+        outs, uids = [], set()
+        async with pool.session() as a, pool.session() as b:
+            for s in (a, b):
+                r = await s.run(PROBE.replace("PORT", str(port)), 20)
+                assert r.status == "ok", r
+                outs.append(json.loads(r.output))
+                uids.add(int((await s.run("import os; print(os.getuid())")).output))
+                kp = s._kp
+                assert kp is not None and kp.kernel_pid in s.all_pids()  # in its own cgroup/tree
+        assert outs[0] == outs[1]
+        return outs[0], uids
+    finally:
+        await pool.close()
+
+
+async def test_template_kernels_are_isolated_like_cold_ones(listener: Listener) -> None:
+    cold, cold_uids = await _probe(False, listener.port)
+    warm, warm_uids = await _probe(True, listener.port)
+    assert warm == cold
+    assert warm["tcp"] != "CONNECTED" and not warm["root"] and warm["procs"] and warm["status"]["CapEff"] == "0000000000000000"
+    assert len(warm_uids) == 2 and not warm_uids & cold_uids
+    assert listener.accepted == 0
+
+
+async def test_template_kernels_do_not_share_numpy_random_state() -> None:
+    pool = await make_pool(2, dataclasses.replace(SMALL, spares=2))
+    try:
+        assert pool.template is not None
+        async with pool.session() as a, pool.session() as b:
+            code = "import numpy as np; print(np.random.randint(0, 2**62))"
+            ra, rb = await a.run(code), await b.run(code)
+        assert ra.status == rb.status == "ok" and ra.output != rb.output
+    finally:
+        await pool.close()
