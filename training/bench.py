@@ -12,6 +12,7 @@ Not covered: multi-GPU or vLLM generation timings.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import tempfile
@@ -85,6 +86,8 @@ def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str,
             syncs, sync_s = 1, time.perf_counter() - start
     finally:
         rollout.close()
+        del trainer, rollout  # free the first run's model and optimizer before the next one starts
+        gc.collect()
     rollout_secs = t.wall - t.sync
     return {"tokens": t.model_tokens, "seconds": rollout_secs, "tok_s": t.model_tokens / rollout_secs,
             "syncs": syncs, "sync_s": sync_s / syncs if syncs else 0.0, "samples": t.samples}
