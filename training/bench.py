@@ -12,6 +12,7 @@ Not covered: multi-GPU or vLLM generation timings.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import tempfile
@@ -59,6 +60,7 @@ def _time_generate(trainer: Any) -> dict[str, float]:
 def _recipe(args: argparse.Namespace, tmp: Path, plain: bool, **extra: Any) -> Any:
     from training.recipe import load_recipe
 
+    tmp.mkdir(parents=True, exist_ok=True)
     data = tmp / "easy.jsonl"
     data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in EASY))
     return load_recipe("cpu_grpo" if plain else "cpu_grpo_tir", {
@@ -73,14 +75,22 @@ def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str,
 
     recipe = _recipe(args, tmp, False, rollout_backend=backend, vllm_max_model_len=2048, vllm_kv_cache_gib=1.0)
     trainer, _, rollout, _ = build_grpo(recipe)
+    t = rollout.times
+    syncs, sync_s = 0, 0.0
     try:
         trainer.train()
+        syncs, sync_s = t.syncs, t.sync
+        if backend == "vllm" and syncs == 0:  # one step only: time one push of the final weights
+            start = time.perf_counter()
+            rollout.push_weights(trainer.accelerator.unwrap_model(trainer.model), trainer.state.global_step)
+            syncs, sync_s = 1, time.perf_counter() - start
     finally:
         rollout.close()
-    t = rollout.times
+        del trainer, rollout  # free the first run's model and optimizer before the next one starts
+        gc.collect()
     rollout_secs = t.wall - t.sync
     return {"tokens": t.model_tokens, "seconds": rollout_secs, "tok_s": t.model_tokens / rollout_secs,
-            "syncs": t.syncs, "sync_s": t.sync / t.syncs if t.syncs else 0.0, "samples": t.samples}
+            "syncs": syncs, "sync_s": sync_s / syncs if syncs else 0.0, "samples": t.samples}
 
 
 def compare_rollouts(args: argparse.Namespace) -> int:

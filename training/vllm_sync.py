@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 EXTENSION = "training.vllm_sync.WeightSyncExtension"
-CHUNK_BYTES = 256 << 20  # safetensors bytes per collective_rpc message
+CHUNK_BYTES = 64 << 20  # safetensors bytes per collective_rpc message (bounds the extra trainer-side memory)
 
 
 class WeightSyncExtension:

@@ -117,7 +117,10 @@ def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
     r = load_recipe("cpu_grpo_tir", {
         "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"), "max_rows": 1,
         "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
-        "max_completion_length": 40, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
+        "max_completion_length": 32, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
+        # rewards that differ between completions of equal token length (character-length cosine),
+        # so the group advantages are non-zero and the weights move
+        "rewards": ["cosine"], "length_unit": "chars", "cosine_max_len": 400,
         "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0})
     trainer, tok, rollout, _ = build_grpo(r)
     try:
@@ -143,3 +146,63 @@ def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
         assert eng_tokens == hf_tokens, (tok.decode(eng_tokens), tok.decode(hf_tokens))
     finally:
         rollout.close()
+
+
+def _server_first_logprobs(url: str, model: str, ids: list[int]) -> dict[int, float]:
+    """First-token top-5 logprobs from a vLLM server's /v1/completions (token ids as keys)."""
+    import urllib.request
+
+    body = {"model": model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "logprobs": 5,
+            "return_tokens_as_token_ids": True}
+    req = urllib.request.Request(f"{url}/v1/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        top = json.loads(r.read())["choices"][0]["logprobs"]["top_logprobs"][0]
+    return {int(k.split(":")[1]): float(v) for k, v in top.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_server_weight_push_through_shared_folder(tmp_path, smol_dir):
+    """A vLLM OpenAI server started with the extension takes the trainer's weights via a folder."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import _stop, _wait_ready, free_port
+    from training.vllm_sync import EXTENSION, ServerWeightSync
+
+    repo = Path(__file__).resolve().parents[2]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0",
+               VLLM_SERVER_DEV_MODE="1", PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smol_dir),
+           "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
+           "--enforce-eager", "--block-size", "32", "--worker-extension-cls", EXTENSION]
+    log = Path(tempfile.mkstemp(prefix="tirmath-sync-server-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    try:
+        _wait_ready(proc, url, log)
+        model = AutoModelForCausalLM.from_pretrained(str(smol_dir), dtype=torch.float32)
+        tok_ids = [1, 504, 3575, 282, 4649, 314]  # a short fixed prompt
+        torch.manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01)
+            first = torch.log_softmax(model(torch.tensor([tok_ids])).logits[0, -1].float(), -1)
+        stale = _server_first_logprobs(url, str(smol_dir), tok_ids)
+        assert gap(stale, first) > 1e-3
+        sync = ServerWeightSync(url, tmp_path / "sync")
+        assert sync.push_sync(model) == len(list(model.named_parameters()))
+        fresh = _server_first_logprobs(url, str(smol_dir), tok_ids)
+        assert gap(fresh, first) < 1e-3, (fresh, {t: float(first[t]) for t in fresh})
+        assert not list((tmp_path / "sync").iterdir())  # the weights file is removed after loading
+    finally:
+        _stop(proc)
+        log.unlink(missing_ok=True)
