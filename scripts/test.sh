@@ -10,5 +10,7 @@ echo "== mypy" >&2
 python -m mypy
 echo "== import-linter (one-way layers, no cycles)" >&2
 lint-imports
+echo "== README command 1 on a clean clone in a fresh venv (scripts/fresh_check.sh)" >&2
+bash scripts/fresh_check.sh
 echo "== pytest" >&2
 python -m pytest "$@"
