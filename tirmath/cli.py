@@ -66,7 +66,6 @@ def quiet_libraries(verbose: bool = False) -> None:
         handler.setFormatter(logging.Formatter("tirmath: %(message)s"))
         ours.addHandler(handler)
         ours.setLevel(logging.INFO)
-        ours.propagate = False
     for name in ("asyncio", "vllm", "transformers", "torch", "accelerate", "datasets", "httpx"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 

@@ -44,8 +44,10 @@ class NoEOS:
 @pytest.mark.slow
 async def test_engine_gets_the_models_own_context_and_a_sample_runs_past_4k(vllm_backend: Any) -> None:
     assert vllm_backend.max_model_len == 8192  # SmolLM2's max_position_embeddings, not 4096
-    t = await rollout(P, NoEOS(vllm_backend), None, "cot", RolloutConfig(max_tokens=4600, temperature=0))
-    assert (t.finish, t.tokens) == ("length", 4600) and t.prompt_tokens + t.tokens > 4096
+    ids = vllm_backend.tokenizer.encode(" ".join(str(i) for i in range(1, 60)))  # a raw count, no chat turn
+    params = GenParams(max_tokens=4600, temperature=0, ignore_eos=True)
+    chunks = [c async for c in vllm_backend.stream(ids, params, "ctx-long")]
+    assert chunks[-1].finish_reason == "length" and sum(len(c.token_ids) for c in chunks) == 4600
 
 
 @pytest.mark.engine
@@ -57,6 +59,7 @@ async def test_context_overflow_is_its_own_finish_and_one_line_up_front(vllm_bac
     huge = Problem("huge", "nine " * 9000)
     with pytest.raises(UserError, match="the prompt alone is"):
         check_context(huge, vllm_backend, dataclasses.replace(cfg, rollout=RolloutConfig(max_tokens=10)))
-    t = await rollout(Problem("c", "Count."), NoEOS(vllm_backend), None, "cot",
-                      RolloutConfig(max_tokens=9000, temperature=0, prompt_family="small"))
-    assert t.finish == "context" and t.prompt_tokens + t.tokens == 8192
+    near = Problem("near", "nine " * 7900)  # leaves a few dozen tokens of context after the prompt
+    t = await rollout(near, NoEOS(vllm_backend), None, "cot", RolloutConfig(max_tokens=500, temperature=0,
+                                                                            prompt_family="small"))
+    assert t.finish == "context" and t.prompt_tokens + t.tokens == 8192 and t.tokens < 500

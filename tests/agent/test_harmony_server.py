@@ -44,6 +44,13 @@ async def gpt_oss_server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if not body.get("stream"):  # tirmath's capability probe at open(): answer as vLLM would
+            part = [int(i) for i in enc.encode(" 1 2 3", allowed_special="all")][: body["max_tokens"]]
+            choice = {"index": 0, "text": enc.decode(part), "token_ids": part, "finish_reason": "length",
+                      "stop_reason": None}
+            if body.get("logprobs"):
+                choice["logprobs"] = {"top_logprobs": [{f"token_id:{t}": -0.1} for t in part]}
+            return web.json_response({"choices": [choice]})
         bodies.append(body)
         ids = [int(i) for i in enc.encode(play(enc.decode(body["prompt"])), allowed_special="all")]
         stops = [n for n, t in enumerate(ids) if t in body.get("stop_token_ids", [])]

@@ -60,7 +60,7 @@ async def test_sigkilled_server_costs_no_samples(two_servers: Any, tmp_path: Pat
     finally:
         store.close()
         await backend.close()
-    keys = collections.Counter((d["problem_id"], d["index"]) for d in map(json.loads, (tmp_path / "run" / RECORDS)
+    keys = collections.Counter((d["trace"]["problem_id"], d["trace"]["index"]) for d in map(json.loads, (tmp_path / "run" / RECORDS)
                                                                          .read_text().splitlines())
                                if d["kind"] == "sample")
     assert sorted(keys) == [(p.id, i) for p in PROBLEMS for i in range(3)] and set(keys.values()) == {1}

@@ -57,7 +57,9 @@ def test_solver_on_the_default_model_is_reused_across_problems() -> None:
 
 
 def _records(run: Path) -> list[dict]:
-    return [json.loads(ln) for ln in (run / "records.jsonl").read_text().splitlines() if ln.strip()]
+    """Store lines with their problem id at top level (a sample line keeps it inside its trace)."""
+    rows = [json.loads(ln) for ln in (run / "records.jsonl").read_text().splitlines() if ln.strip()]
+    return [{**r, "problem_id": r.get("problem_id") or r["trace"]["problem_id"]} for r in rows]
 
 
 def test_kaggle_local_killed_and_resumed(tmp_path: Path) -> None:

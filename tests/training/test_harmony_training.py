@@ -60,7 +60,8 @@ def test_grpo_tir_rollout_runs_the_harmony_loop(tmp_path: Path):
 
     path = tmp_path / "problems.jsonl"
     path.write_text(json.dumps({"id": P.id, "problem": P.text, "answer": P.answer}) + "\n", encoding="utf-8")
-    recipe = Recipe(kind="grpo", data=str(path), tir=True, max_completion_length=400, sandbox_isolation="auto")
+    recipe = Recipe(kind="grpo", data=str(path), tir=True, rollout=RolloutConfig(max_tokens=400),
+                    sandbox_isolation="auto")
     ds, by_prompt = build_grpo_dataset(recipe, "gpt-oss")
     prompt = ds[0]["prompt"]
     assert prompt == harmony.decode(harmony.prompt_ids(P, "tir", "high")) and by_prompt[prompt].id == P.id
