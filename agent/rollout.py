@@ -39,7 +39,7 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
-from agent.cells import Deadline, output_lines, release_in_background, token_entropy
+from agent.cells import Deadline, output_lines, release_in_background, run_cell, token_entropy
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.prompt_variants import PromptVariant
@@ -281,17 +281,7 @@ class Sample:
 
     async def run_cell(self, code: str, timeout: float) -> Any | None:
         """Run code in the sample's session; None if `cancel` fired first (the cell ends in the background)."""
-        session = await self.acquire()
-        run = asyncio.ensure_future(session.run(code, timeout=timeout))
-        if self.cancel is None:
-            return await run
-        waiter = asyncio.ensure_future(self.cancel.wait())
-        done, _ = await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if run in done:
-            return run.result()
-        self.running = run
-        return None
+        return await run_cell(self, await self.acquire(), code, timeout, self.cancel)
 
     async def acquire(self) -> SessionLike:
         if self.session is None:
