@@ -197,7 +197,7 @@ class Sample:
         """One engine request, streamed; stops early on cancel, the deadline or a ready answer."""
         rid = f"{self.problem.id}#{self.index}#{self.seed}#{self.rounds}"
         new: list[int] = []
-        live, how, stop_reason = self.full_text(), "length", None
+        live, how, stop_reason = self.full_text(), "aborted", None  # "aborted" until the stream ends or breaks: an exception leaves mid-request
         stream = self.backend.stream(self.ids, self.params(limit), rid)
         try:
             async for ch in stream:
@@ -212,8 +212,12 @@ class Sample:
                     break
             else:
                 how = "length"
+        except GeneratorExit:  # the coroutine is closed outside a running loop: nothing can be awaited
+            how = "closed"
+            raise
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            if how != "closed":
+                await stream.aclose()  # type: ignore[attr-defined]
             if how in ("aborted", "time", "answer"):
                 await self.backend.abort(rid)
         how = "aborted" if how == "abort" else how
@@ -224,10 +228,10 @@ class Sample:
         """Why generation stops after this chunk ("" to go on)."""
         if ch.finish_reason:
             return str(ch.finish_reason)
+        if self.deadline is not None and self.deadline.passed():
+            return "time"  # before the cancel check: a stop set *because* time ran out is still "time"
         if self.cancel is not None and self.cancel.is_set():
             return "aborted"
-        if self.deadline is not None and self.deadline.passed():
-            return "time"
         if "}" in ch.text and answer_ready(live, self.thinks):
             return "answer"
         return ""

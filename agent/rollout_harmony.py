@@ -97,7 +97,7 @@ async def _generate(
     enc = harmony.encoding()
     parser = StreamableParser(enc, Role.ASSISTANT)
     new_ids: list[int] = []
-    finish = "length"
+    finish = "aborted"  # until the stream ends or breaks: an exception leaves mid-request
     stream = backend.stream(st.ids, params, rid)
     try:
         async for ch in stream:
@@ -115,17 +115,23 @@ async def _generate(
             if ch.finish_reason:
                 finish = ch.finish_reason
                 break
+            if deadline is not None and deadline.passed():
+                finish = "time"  # before the cancel check, as in agent.rollout
+                break
             if cancel is not None and cancel.is_set():
                 finish = "aborted"
-                break
-            if deadline is not None and deadline.passed():
-                finish = "time"
                 break
             if parser.current_channel == "final" and extract_boxed(parser.current_content or ""):
                 finish = "answer"
                 break
+        else:
+            finish = "length"
+    except GeneratorExit:  # closed outside a running loop: nothing can be awaited
+        finish = "closed"
+        raise
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        if finish != "closed":
+            await stream.aclose()  # type: ignore[attr-defined]
         if finish in ("aborted", "time", "answer"):
             await backend.abort(rid)
     return _Round(new_ids, finish, _messages_of(parser))

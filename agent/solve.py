@@ -188,6 +188,9 @@ class ProblemRun:
                 task.cancel()
             if watch is not None:
                 watch.cancel()
+            # let the cancelled samples close their streams and abort their engine requests now,
+            # not when a stopped loop garbage-collects them
+            await asyncio.gather(*tasks, *([watch] if watch else []), return_exceptions=True)
         if self.stop_reason == "all_done" and any(t.finish == "time" for t in self.done):
             self.stop_reason = "time"
         return _result(self.problem, current, self.done, self.stop_reason, self.elapsed(), self.policy)
