@@ -19,6 +19,7 @@ import sys
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc/<pid>/ns is read before it
 
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy (imported below) warns on stderr otherwise
 _launch = runpy.run_path(sys.argv[1])  # the kernel launcher's functions (confine)
 for _name in sys.argv[2].split(","):
     try:
@@ -26,6 +27,14 @@ for _name in sys.argv[2].split(","):
     except Exception:  # a missing optional module is not fatal
         pass
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402
+
+# what IPKernelApp.initialize would import in every kernel (the debugger's debugpy alone is ~70 ms)
+for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.completerlib",
+              "faulthandler", "tornado.platform.asyncio"):
+    try:
+        __import__(_name)
+    except Exception:
+        pass
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
