@@ -179,19 +179,27 @@ async def run(a: argparse.Namespace) -> None:
     print(f"speed-up vs subprocess, sympy   {statistics.median(sub_sym) / statistics.median(sym):8.1f}x")
 
 
+def _count(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sandbox.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--concurrency", type=int, nargs="+", default=[16], help="concurrent sessions (pool sizes)")
-    p.add_argument("--samples", type=int, default=2, help="samples per session in the throughput runs")
-    p.add_argument("--cells", type=int, default=4, help="cells per sample in the throughput runs")
-    p.add_argument("--think", type=float, default=0.0, help="seconds between a sample's cells (generation)")
-    p.add_argument("--spares", type=int, help="warm spare kernels of the fresh pools (default: the pool size)")
-    p.add_argument("--starts", type=int, default=5, help="kernel starts timed one at a time (cold, template)")
+    p.add_argument("--concurrency", type=_count, nargs="+", default=[16], help="concurrent sessions (pool sizes)")
+    p.add_argument("--samples", type=_count, default=2, help="samples per session in the throughput runs")
+    p.add_argument("--cells", type=_count, default=4, help="cells per sample in the throughput runs")
+    p.add_argument("--think", type=float, default=0.0, help="seconds between a sample's cells (generation; "
+                   "an AIMO sample writes for seconds between cells, 0 makes kernel starts compete with cells)")
+    p.add_argument("--spares", type=_count, help="warm spare kernels of the fresh pools (default: the pool size)")
+    p.add_argument("--starts", type=_count, default=5, help="kernel starts timed one at a time (cold, template)")
     p.add_argument("--no-template", action="store_true", help="fresh pools cold-start every kernel")
-    p.add_argument("--handouts", type=int, default=5, help="hand-outs timed from a warm pool")
-    p.add_argument("--round-trips", type=int, default=100, help="small cells timed in one session")
+    p.add_argument("--handouts", type=_count, default=5, help="hand-outs timed from a warm pool")
+    p.add_argument("--round-trips", type=_count, default=100, help="small cells timed in one session")
     p.add_argument("--sandbox", choices=("auto", "strict", "none"), default="auto")
-    p.add_argument("--baseline-runs", type=int, default=5, help="subprocess-per-cell runs")
+    p.add_argument("--baseline-runs", type=_count, default=5, help="subprocess-per-cell runs")
     a = p.parse_args(argv)
     asyncio.run(run(a))
     return 0
