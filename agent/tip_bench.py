@@ -30,9 +30,9 @@ PROBLEMS = [
 ]
 
 
-async def _arm(backend, n: int, max_tokens: int, tip: TipSettings | None, seed: int) -> tuple[int, int, float]:  # type: ignore[no-untyped-def]
-    """(tokens, switching tokens, seconds) of n concurrent samples."""
-    words = tip.words if tip else TipSettings().words
+async def _arm(backend, n: int, max_tokens: int, tip: TipSettings | None, seed: int,  # type: ignore[no-untyped-def]
+               words: tuple[str, ...]) -> tuple[int, int, float]:
+    """(tokens, switching tokens, seconds) of n concurrent samples; both arms count the same `words`."""
     ids = switch_token_ids(backend.tokenizer, words)
 
     async def one(i: int) -> list[int]:
@@ -56,12 +56,12 @@ async def run(samples: int, max_tokens: int, tip: TipSettings, reps: int, dtype:
 
     backend = await VLLMEngineBackend.create(str(default_model_dir()), dtype=dtype, max_model_len=4096)
     try:
-        await _arm(backend, samples, max_tokens, None, 10_000)  # warm-up at full size
+        await _arm(backend, samples, max_tokens, None, 10_000, tip.words)  # warm-up at full size
         tot = {"off": [0, 0, 0.0], "on": [0, 0, 0.0]}
         for rep in range(reps):
             order = [("off", None), ("on", tip)] if rep % 2 == 0 else [("on", tip), ("off", None)]
             for arm, settings in order:
-                tokens, switches, secs = await _arm(backend, samples, max_tokens, settings, 100 * rep)
+                tokens, switches, secs = await _arm(backend, samples, max_tokens, settings, 100 * rep, tip.words)
                 tot[arm] = [tot[arm][0] + tokens, tot[arm][1] + switches, tot[arm][2] + secs]
                 print(f"rep {rep + 1} TIP {arm:>3}: {tokens} tokens in {secs:.2f} s -> {tokens / secs:.1f} tok/s, "
                       f"{switches} switching tokens")
