@@ -73,12 +73,47 @@ def test_choose_backend_errors(tmp_path):
     with pytest.raises(UserError, match="use_vllm"):
         choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "vllm",
                                                     "trl_args": {"use_vllm": True}}))
-    with pytest.raises(UserError, match="tir: true"):
-        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "vllm"}))
-    assert choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "auto"})) == "transformers"
     assert choose_backend(load_recipe("cpu_grpo_tir", base)) == "transformers"
     # the seed's TIR recipe rolls out on vLLM wherever vLLM imports (it does here)
     assert choose_backend(load_recipe("fast_math_grpo_tir")) == "vllm"
+
+
+VLLM_ARGS = {"use_vllm": True, "vllm_mode": "colocate"}
+
+
+@pytest.mark.parametrize("tir, backend, trl_args, imports, expected", [
+    # plain GRPO: tirmath's engine when asked (auto: when vLLM imports), else TRL's own generation
+    (False, "auto", {}, True, "vllm"),
+    (False, "auto", {}, False, "trl"),
+    (False, "auto", VLLM_ARGS, True, "trl"),  # TRL's own colocated vLLM, as the reference ran
+    (False, "transformers", {}, True, "trl"),
+    (False, "transformers", VLLM_ARGS, True, "trl"),
+    (False, "vllm", {}, True, "vllm"),
+    (False, "server", {}, True, "server"),
+    (False, "vllm", VLLM_ARGS, True, "use_vllm"),  # two engines
+    (False, "server", VLLM_ARGS, True, "use_vllm"),
+    (False, "vllm", {}, False, "does not import"),
+    # TIR-aware GRPO never uses TRL's generation
+    (True, "auto", {}, True, "vllm"),
+    (True, "auto", {}, False, "transformers"),
+    (True, "transformers", {}, True, "transformers"),
+    (True, "server", {}, True, "server"),
+    (True, "auto", VLLM_ARGS, True, "use_vllm"),
+    (True, "transformers", VLLM_ARGS, True, "use_vllm"),
+])
+def test_choose_backend_rules(tmp_path, monkeypatch, tir, backend, trl_args, imports, expected):
+    import training.rollout_engine as re_
+
+    monkeypatch.setattr(re_, "vllm_importable", lambda: imports)
+    recipe = load_recipe("cpu_grpo_tir" if tir else "cpu_grpo", {
+        "data": easy_problems(tmp_path), "rollout_backend": backend, "trl_args": trl_args,
+        "rollout_server": "http://127.0.0.1:1", "rollout_sync_dir": str(tmp_path)})
+    if expected in re_.BACKENDS + ("trl",):
+        assert re_.choose_backend(recipe) == expected
+    else:
+        with pytest.raises(UserError, match=expected) as err:
+            re_.choose_backend(recipe)
+        assert "\n" not in str(err.value)
 
 
 def test_trainer_weights_merges_lora_and_restores(tiny_dir):
