@@ -116,6 +116,21 @@ def test_choose_backend_rules(tmp_path, monkeypatch, tir, backend, trl_args, imp
         assert "\n" not in str(err.value)
 
 
+def test_fast_math_grpo_rolls_out_on_vllm_unless_trl_args_ask_for_trls(monkeypatch):
+    import training.rollout_engine as re_
+
+    monkeypatch.setattr(re_, "vllm_importable", lambda: True)
+    r = load_recipe("fast_math_grpo")
+    assert r.rollout_backend == "auto" and "use_vllm" not in r.trl_args and r.vllm_gpu_memory_utilization == 0.3
+    assert re_.choose_backend(r) == "vllm"
+    assert re_.choose_backend(load_recipe("fast_math_grpo", {"trl_args": {**r.trl_args, **VLLM_ARGS}})) == "trl"
+    monkeypatch.setattr(re_, "vllm_importable", lambda: False)
+    assert re_.choose_backend(r) == "trl"  # no vLLM: TRL generates with transformers
+    tir = load_recipe("fast_math_grpo_tir")
+    assert (tir.rollout_backend, tir.vllm_gpu_memory_utilization) == ("auto", 0.3)
+    assert r.vllm_max_model_len >= r.max_completion_length + 512 and tir.vllm_max_model_len > r.vllm_max_model_len
+
+
 def test_trainer_weights_merges_lora_and_restores(tiny_dir):
     """Pushed tensors carry the base model's names with the adapter merged; the adapter stays."""
     from peft import LoraConfig, get_peft_model
