@@ -7,6 +7,9 @@ avoid repeating yourself: the style of the second prompt of the best public AIMO
 `verify` (check the result by another route before answering). A path to a text file is a
 variant too: its text is the instruction for both modes, and TIR samples get the sentence on
 ```python blocks appended unless the file mentions python itself; its name is the file's stem.
+A variant may also carry a `system` prompt (a name in agent.prompts.SYSTEM_PROMPTS or text;
+agent.prompts.system_variant builds one, e.g. for a GRPO recipe's `system_prompt`): it renders
+as agent.prompts.render's `system` argument does, replacing the family's layout and instruction.
 Not covered: which sample gets which variant (solve.py plans that).
 """
 
@@ -26,11 +29,12 @@ BOXED = "Put your final answer within \\boxed{}."
 
 @dataclass(frozen=True)
 class PromptVariant:
-    """The instruction after the problem, per mode. `None` fields: the family's own."""
+    """The instruction after the problem, per mode, or a system prompt. `None` fields: the family's own."""
 
     name: str
     cot: str | None = None
     tir: str | None = None
+    system: str | None = None  # agent.prompts.render's `system` (replaces the layout and `cot`/`tir`)
 
 
 def _with_tools(text: str) -> str:

@@ -13,7 +13,8 @@ Families:
 Fast-Math-R1's training prompts, or any text) replaces the family's template with a system turn
 and the problem alone as the user turn (the TIR instruction is kept in TIR mode), as the
 Fast-Math-R1 reference trained. A `PromptVariant` (agent/prompt_variants.py) may replace the
-instruction after the problem. This module does not know how code is run.
+instruction after the problem, or carry such a `system` prompt itself (an explicit `system`
+argument wins). This module does not know how code is run.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def system_text(system: str | None) -> str | None:
     if not system:
         return None
     return SYSTEM_PROMPTS.get(system, system)
+
+
+def system_variant(system: str) -> PromptVariant | None:
+    """A prompt variant that renders with `system` (a SYSTEM_PROMPTS name, which also names the
+    variant, or text: named "system"); None for ''."""
+    if not system:
+        return None
+    return PromptVariant(system if system in SYSTEM_PROMPTS else "system", system=system)
+
 
 SMALL_EXAMPLE_PROBLEM = "What is the sum of the squares of the integers from 1 to 10?"
 SMALL_EXAMPLE_TIR = (
@@ -96,12 +106,13 @@ def render(
     variant: PromptVariant | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages for one sample of `problem` in `mode` for a model `family` (see `system`
-    in the module docstring; `variant` replaces the instruction after the problem)."""
+    in the module docstring; `variant` replaces the instruction after the problem, or brings
+    its own `system`)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; choose from {FAMILIES}")
     if family == "gpt-oss":
         raise ValueError("the gpt-oss family is rendered by agent.harmony, not as chat messages")
-    text = system_text(system)
+    text = system_text(system or (variant.system if variant else None))
     if text is not None:
         parts = [problem.text.strip()]
         if problem.modulus:

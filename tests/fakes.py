@@ -3,9 +3,10 @@
 benches that need a fake.
 
 `CharTokenizer` maps each character to its code point (token counts are character counts);
-`ScriptedBackend` answers each request by calling `reply(prompt_text, params)` and honours stop
-strings and max_tokens the way vLLM does; `seeded_answers(...)` is a reply script that answers by
-seed (CoT: filler then a boxed answer; TIR: a ```python block printing it, then the box);
+`ScriptedBackend` answers each request by calling `reply(prompt_text, params)` (and keeps each
+prompt's ids) and honours stop strings and max_tokens the way vLLM does; `seeded_answers(...)` is
+a reply script that answers by seed (CoT: filler then a boxed answer; TIR: a ```python block
+printing it, then the box);
 `FakePool` hands out sessions that run code with `exec` in a per-session namespace (a cell
 marked `# crashed`, `# timeout` or `# error` fails that way); `HarmonyScript` replays gpt-oss's
 harmony token sequences through the real harmony encoding. They are not models and not a
@@ -60,6 +61,7 @@ class ScriptedBackend:
     max_model_len: int | None = None
     aborted: list[str] = field(default_factory=list)
     requests: list[tuple[str, GenParams]] = field(default_factory=list)
+    prompt_ids: list[list[int]] = field(default_factory=list)  # each request's prompt, as token ids
     open_streams: int = 0  # requests whose stream has not been closed yet
     chunks: int = 0  # chunks streamed so far, over all requests
 
@@ -77,6 +79,7 @@ class ScriptedBackend:
     async def stream(self, prompt_ids: Sequence[int], params: GenParams, request_id: str) -> AsyncIterator[Chunk]:
         prompt = self.tokenizer.decode(prompt_ids)
         self.requests.append((prompt, params))
+        self.prompt_ids.append([int(i) for i in prompt_ids])
         text, eos, finish, stop_reason = self._cut(self.reply(prompt, params), params)
         n = self.chunk
         self.open_streams += 1

@@ -6,7 +6,11 @@ rollout phase: kernels, loop overhead), scoring (reward functions) and updating 
 else in the step: log-probs, loss, backward, optimizer), as shares of the step. The baseline
 is the step itself, measured in the same process. Nothing is asserted.
 
-Not covered: multi-GPU or vLLM generation timings.
+`--rollouts` instead compares rollout tokens/s of two runs: TIR rollouts on the transformers
+backend (the baseline) and on tirmath's in-process vLLM engine, or with `--plain` TRL's own
+generation (the baseline) and plain CoT rollouts on the vLLM engine; plus the weight push time.
+
+Not covered: multi-GPU timings.
 """
 
 from __future__ import annotations
@@ -42,16 +46,20 @@ def _callback() -> Any:
 
 
 def _time_generate(trainer: Any) -> dict[str, float]:
-    """Wrap TRL's own generation (plain GRPO) to add up its seconds."""
-    acc = {"seconds": 0.0}
+    """Wrap TRL's own generation (plain GRPO) to add up its seconds and completion tokens."""
+    acc = {"seconds": 0.0, "tokens": 0.0, "samples": 0.0}
     orig = trainer._generate
 
     def timed(*a: Any, **kw: Any) -> Any:
         start = time.perf_counter()
         try:
-            return orig(*a, **kw)
+            out = orig(*a, **kw)
         finally:
             acc["seconds"] += time.perf_counter() - start
+        completion_ids = out[1]  # TRL 1.x: (prompt_ids, completion_ids, tool_mask, completions, ...)
+        acc["tokens"] += sum(len(ids) for ids in completion_ids)
+        acc["samples"] += len(completion_ids)
+        return out
 
     trainer._generate = timed
     return acc
@@ -73,8 +81,18 @@ def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str,
     """One GRPO run with rollouts on `backend`: rollout tokens/s and weight-push seconds."""
     from training.grpo import build_grpo
 
-    recipe = _recipe(args, tmp, False, rollout_backend=backend, vllm_max_model_len=2048, vllm_kv_cache_gib=1.0)
+    recipe = _recipe(args, tmp, args.plain, rollout_backend=backend, vllm_max_model_len=2048,
+                     vllm_kv_cache_gib=1.0)
     trainer, _, rollout, _ = build_grpo(recipe)
+    if rollout is None:  # plain GRPO on transformers: TRL's own generation
+        gen = _time_generate(trainer)
+        try:
+            trainer.train()
+        finally:
+            del trainer  # free the run's model and optimizer before the next one starts
+            gc.collect()
+        return {"tokens": gen["tokens"], "seconds": gen["seconds"], "tok_s": gen["tokens"] / gen["seconds"],
+                "syncs": 0, "sync_s": 0.0, "samples": gen["samples"]}
     t = rollout.times
     syncs, sync_s = 0, 0.0
     try:
@@ -94,14 +112,16 @@ def _rollout_run(args: argparse.Namespace, tmp: Path, backend: str) -> dict[str,
 
 
 def compare_rollouts(args: argparse.Namespace) -> int:
-    """Rollout tokens/s on transformers (baseline) and on the in-process vLLM engine."""
+    """Rollout tokens/s on the baseline (transformers; plain: TRL's generation) and on the vLLM engine."""
     tmp = Path(tempfile.mkdtemp(prefix="tirmath-bench-"))
     runs = {b: _rollout_run(args, tmp / b, b) for b in ("transformers", "vllm")}
     base = runs["transformers"]["tok_s"]
-    print(f"GRPO TIR rollouts on {args.model or 'the default model'}: {args.steps} steps x "
-          f"{args.generations} completions x <= {args.tokens} tokens (baseline = transformers)")
+    mode, baseline = ("plain (CoT)", "TRL generate") if args.plain else ("TIR", "transformers")
+    print(f"GRPO {mode} rollouts on {args.model or 'the default model'}: {args.steps} steps x "
+          f"{args.generations} completions x <= {args.tokens} tokens (baseline = {baseline})")
     for name, r in runs.items():
-        print(f"  {name:<12} {int(r['tokens']):6d} tokens in {r['seconds']:7.2f} s = {r['tok_s']:7.1f} tok/s"
+        label = baseline if name == "transformers" else name
+        print(f"  {label:<12} {int(r['tokens']):6d} tokens in {r['seconds']:7.2f} s = {r['tok_s']:7.1f} tok/s"
               f"   {r['tok_s'] / base if base else 0:6.2f}x")
     v = runs["vllm"]
     print(f"  weight push into the vLLM engine: {v['sync_s']:.2f} s per step ({int(v['syncs'])} pushes)")
@@ -110,8 +130,10 @@ def compare_rollouts(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--plain", action="store_true", help="plain GRPO (TRL's generation) instead of TIR")
-    ap.add_argument("--rollouts", action="store_true", help="compare rollout engines: vLLM vs transformers")
+    ap.add_argument("--plain", action="store_true", help="plain GRPO instead of TIR (without --rollouts: TRL's "
+                    "generation)")
+    ap.add_argument("--rollouts", action="store_true", help="compare rollout engines: vLLM vs transformers "
+                    "(with --plain: vs TRL's generation)")
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2)")
     ap.add_argument("--model", default=None, help="model folder (default: the built-in model)")
     ap.add_argument("--generations", type=int, default=None, help="completions per step (default 4; 8 with --rollouts)")
@@ -121,8 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     args.generations = args.generations or (8 if args.rollouts else 4)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if args.rollouts:
-        if args.plain:
-            ap.error("--rollouts compares TIR rollouts (plain GRPO generates with TRL); drop --plain")
         return compare_rollouts(args)
     from training.grpo import build_grpo
 

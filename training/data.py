@@ -273,9 +273,20 @@ def build_sft_dataset(recipe: Any, tokenizer: Any, family: str) -> Any:
     return datasets.Dataset.from_list(rows)
 
 
+def grpo_prompt(problem: Problem, mode: Mode, family: str, system: str = "", effort: str = "high") -> Any:
+    """A GRPO row's prompt: chat messages (agent.prompts.render, `system` as in `prompt_messages`),
+    or for the gpt-oss family the harmony prompt as text (special tokens written out; `effort`:
+    its reasoning effort). The GRPO rollout (training/grpo_rollout.py) generates from exactly this."""
+    if family == "gpt-oss":
+        from agent import harmony
+
+        return harmony.decode(harmony.prompt_ids(problem, mode, effort))
+    return prompt_messages(problem, mode, family, system)
+
+
 def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem]]:
-    """GRPO rows (`prompt` messages, `answer`, `problem_id`) of problems with integer answers,
-    and the problems by the text of their last prompt message (for the TIR rollout)."""
+    """GRPO rows (`prompt` from `grpo_prompt`, `answer`, `problem_id`) of problems with integer
+    answers, and the problems by the text of their last prompt message (for the GRPO rollout)."""
     import datasets
 
     from agent.answers import normalize_integer
@@ -294,16 +305,9 @@ def build_grpo_dataset(recipe: Any, family: str) -> tuple[Any, dict[str, Problem
     rows: list[dict[str, Any]] = []
     by_prompt: dict[str, Problem] = {}
     for p in keep:
-        if family == "gpt-oss":  # a plain-text prompt: the harmony rendering, special tokens written out
-            from agent import harmony
-
-            text = harmony.decode(harmony.prompt_ids(p, mode))
-            rows.append({"prompt": text, "answer": p.answer, "problem_id": p.id})
-            by_prompt[text] = p
-            continue
-        msgs = prompt_messages(p, mode, family, recipe.system_prompt)
-        rows.append({"prompt": msgs, "answer": p.answer, "problem_id": p.id})
-        by_prompt[msgs[-1]["content"]] = p
+        prompt = grpo_prompt(p, mode, family, recipe.system_prompt, recipe.rollout.reasoning_effort)
+        rows.append({"prompt": prompt, "answer": p.answer, "problem_id": p.id})
+        by_prompt[prompt if isinstance(prompt, str) else prompt[-1]["content"]] = p
     return datasets.Dataset.from_list(rows), by_prompt
 
 

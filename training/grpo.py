@@ -1,14 +1,17 @@
 """GRPO over TRL's GRPOTrainer (stage 2 of the Fast-Math recipe), plain or TIR-aware.
 
-Plain GRPO uses TRL's own generation (transformers on CPU; `use_vllm` in `trl_args` on a GPU
-box, which needs a vLLM inside TRL's range: the `gpu-train` extra) from the agent's CoT prompt.
-With `tir: true` the rollouts go through the agent's TIR loop and sandbox (training/grpo_tir.py),
-tool-output tokens are masked out of the loss, and the recipe's `rollout_backend`
-(training/rollout_engine.py) picks the generator: tirmath's own vLLM engine (in process, or a
-vLLM server) with the trainer's weights pushed in after each optimizer step, or the live
-transformers model. Rewards come from training/rewards.py, weighted by `reward_weights`.
+The recipe's `rollout_backend` (training/rollout_engine.py `choose_backend`) picks the generator.
+On tirmath's own vLLM engine (in process, or a vLLM server) the rollouts go through the agent's
+loop (training/grpo_rollout.py, TRL's `rollout_func`), with the trainer's weights pushed in after
+each optimizer step: TIR-aware (`tir: true`: the TIR loop and sandbox, tool-output tokens masked
+out of the loss) or plain (`tir: false`: CoT, one generation per completion, no kernels). Plain
+GRPO on `transformers` (or `auto` with no vLLM, or with `use_vllm` in `trl_args`) uses TRL's own
+generation (transformers on the CPU; TRL's vLLM modes on a GPU box, which need a vLLM inside
+TRL's range: the `gpu-train` extra); TIR on `transformers` generates with the live policy.
+Both build their prompts from the agent's templates with the recipe's `system_prompt`
+(training/data.py). Rewards come from training/rewards.py, weighted by `reward_weights`.
 
-Not covered: reward models; plain GRPO on tirmath's own vLLM engine.
+Not covered: reward models.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def grpo_config(recipe: Any) -> Any:
 
 
 def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any, Timed]:
-    """(trainer, tokenizer, TIR rollout or None, scoring timer), ready to `train()`."""
+    """(trainer, tokenizer, AgentRollout or None when TRL generates, scoring timer), ready to `train()`."""
     from trl import GRPOTrainer
 
     from training.data import build_grpo_dataset
@@ -73,10 +76,10 @@ def build_grpo(recipe: Any, callbacks: list[Any] | None = None) -> tuple[Any, An
     rewards: list[Any] = [scoring.wrap(f) for f in make_rewards(recipe)]
     config = grpo_config(recipe)
     rollout = None
-    if recipe.tir:
-        from training.grpo_tir import TIRRollout
+    if engine_kind != "trl":
+        from training.grpo_rollout import AgentRollout
 
-        rollout = TIRRollout(by_prompt, recipe, tokenizer, family, engine_kind=engine_kind, model_path=path)
+        rollout = AgentRollout(by_prompt, recipe, tokenizer, family, engine_kind=engine_kind, model_path=path)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,

@@ -49,8 +49,8 @@ class Recipe:
     data: str = _f("", "training data: JSONL, run dir or save_to_disk folder (see training/data.py)")
     problems: str = _f("", "problem file for trace JSONL rows without an embedded problem (matched by id)")
     output_dir: str = _f("runs/train", "where the trained model (loadable by `tirmath solve`) is saved")
-    system_prompt: str = _f("", "system prompt for training prompts: fast-math-sft | fast-math-grpo (the reference's, "
-                            "agent.prompts.SYSTEM_PROMPTS) or any text; '' = the family's template")
+    system_prompt: str = _f("", "system prompt for training prompts and GRPO rollouts: fast-math-sft | fast-math-grpo "
+                            "(the reference's, agent.prompts.SYSTEM_PROMPTS) or any text; '' = the family's template")
     rollout: RolloutConfig = field(
         default_factory=lambda: TRAINING_ROLLOUT,
         metadata={"help": "the agent's rollout settings (agent.config.RolloutConfig), embedded: generated tokens per "
@@ -113,9 +113,10 @@ class Recipe:
     sandbox_isolation: str = _f("auto", "TIR: sandbox isolation (auto | strict | none)")
     kernels: int = _f(0, "TIR: warm sandbox kernels kept across steps; 0 = one per completion, at most 8")
     # GRPO rollout engine (training/rollout_engine.py)
-    rollout_backend: str = _f("transformers", "GRPO rollouts: auto (vllm if it imports, else transformers) | vllm "
-                              "(tirmath's in-process engine, trainer weights pushed in each step) | server "
-                              "(a vLLM server, see rollout_server) | transformers (the live model; plain GRPO: TRL's generation)")
+    rollout_backend: str = _f("transformers", "GRPO rollouts: auto (vllm if it imports, else transformers; plain GRPO "
+                              "with trl_args use_vllm: TRL's) | vllm (tirmath's in-process engine, trainer weights "
+                              "pushed in each step) | server (a vLLM server, see rollout_server) | transformers "
+                              "(TIR: the live model; plain GRPO: TRL's own generation)")
     vllm_gpu_memory_utilization: float = _f(0.3, "rollout_backend vllm on a GPU: share of the device memory for the engine")
     vllm_kv_cache_gib: float = _f(1.0, "rollout_backend vllm on the CPU: GiB of KV cache")
     vllm_max_model_len: int = _f(0, "rollout_backend vllm: context length of the engine; 0 = the model's own")
@@ -302,9 +303,6 @@ def _check_reward_fields(recipe: Recipe, where: str) -> None:
             raise UserError(f"{where}: field {name!r} must be one of {', '.join(allowed)}, got {getattr(recipe, name)!r}")
     if recipe.length_unit == "chars" and recipe.cosine_max_len <= 0 and "cosine" in recipe.rewards:
         raise UserError(f"{where}: field 'cosine_max_len' must be > 0 (characters) when length_unit is chars")
-    if recipe.tir and recipe.system_prompt:
-        raise UserError(f"{where}: field 'system_prompt' does not apply with tir: true (the TIR rollout "
-                        "renders the agent's own prompt)")
     try:
         re.compile(recipe.format_pattern)
     except re.error as e:

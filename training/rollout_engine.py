@@ -1,7 +1,9 @@
 """Which engine GRPO rollouts generate with, and keeping its weights equal to the trainer's.
 
-The recipe's `rollout_backend` picks one (`choose_backend`):
-- `transformers`: `PolicyBackend` over the live training model (no copy, nothing to sync).
+The recipe's `rollout_backend` picks one (`choose_backend`), for TIR-aware (`tir: true`) and
+plain GRPO alike; the rollouts themselves run through training/grpo_rollout.py:
+- `transformers`: TIR: `PolicyBackend` over the live training model (no copy, nothing to sync).
+  Plain GRPO: TRL's own generation (`trl`: no rollout_func; TRL's vLLM modes via `trl_args`).
 - `vllm`: tirmath's own in-process vLLM engine (agent/backends/vllm_engine.py), colocated with
   the trainer; on a GPU it takes `vllm_gpu_memory_utilization` of the device's memory, on the
   CPU `vllm_kv_cache_gib` of KV cache. Weights are pushed by `training.vllm_sync`.
@@ -9,7 +11,10 @@ The recipe's `rollout_backend` picks one (`choose_backend`):
   started with `VLLM_SERVER_DEV_MODE=1` and `--worker-extension-cls
   training.vllm_sync.WeightSyncExtension`; weights go through `rollout_sync_dir`, a folder the
   trainer and the server both see.
-- `auto`: `vllm` when vLLM imports, else `transformers`.
+- `auto`: `vllm` when vLLM imports, else `transformers`; plain GRPO whose `trl_args` set
+  `use_vllm` keeps TRL's generation (its own vLLM).
+TRL's `use_vllm` together with tirmath's engine, or with TIR rollouts, is refused: it would be a
+second engine, loaded and synced for nothing.
 
 `RolloutEngine.refresh(model, step)` pushes the weights when the optimizer step changed since
 the last push (TRL's own vLLM modes sync at the same point: right before generating), so
@@ -38,28 +43,31 @@ def vllm_importable() -> bool:
 
 
 def choose_backend(recipe: Any) -> str:
-    """The recipe's rollout backend with `auto` resolved; a bad choice is a UserError.
-
-    Plain GRPO (`tir: false`) always generates with TRL (its own vLLM modes through `trl_args`)."""
+    """The engine kind for the recipe's rollouts: vllm | server | transformers (TIR's live-model
+    backend) | trl (plain GRPO on TRL's own generation, no rollout_func); a bad or conflicting
+    choice is a one-line UserError."""
     name = recipe.rollout_backend
     if name not in BACKENDS:
         raise UserError(f"field 'rollout_backend' must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if not recipe.tir:
-        if name in ("vllm", "server"):
-            raise UserError(f"rollout_backend: {name} is for TIR-aware GRPO (tir: true); plain GRPO generates "
-                            "with TRL (set trl_args use_vllm for TRL's own vLLM modes)")
-        return "transformers"
+    trl_vllm = bool(recipe.trl_args.get("use_vllm"))
+    if recipe.tir and trl_vllm:
+        raise UserError("TIR-aware GRPO generates through tirmath's own loop and engine; drop use_vllm from "
+                        "'trl_args' (TRL's vLLM would be a second engine)")
     if name == "auto":
-        return "vllm" if vllm_importable() else "transformers"
-    if name == "vllm" and not vllm_importable():
+        if trl_vllm:
+            return "trl"  # plain GRPO asked for TRL's own vLLM
+        name = "vllm" if vllm_importable() else "transformers"
+    elif name == "vllm" and not vllm_importable():
         raise UserError("field 'rollout_backend' is vllm, but vLLM does not import here; "
                         "install tirmath[cpu] / tirmath[gpu], or use rollout_backend: transformers")
+    if name != "transformers" and trl_vllm:
+        raise UserError(f"rollout_backend: {name} generates with tirmath's own vLLM; drop use_vllm from "
+                        "'trl_args' (TRL's vLLM would be a second engine), or set rollout_backend: transformers")
     if name == "server" and not (recipe.rollout_server and recipe.rollout_sync_dir):
         raise UserError("rollout_backend: server needs 'rollout_server' (URL) and 'rollout_sync_dir' "
                         "(a folder the trainer and the server both see)")
-    if name != "transformers" and recipe.trl_args.get("use_vllm"):
-        raise UserError(f"rollout_backend: {name} generates with tirmath's own vLLM; "
-                        "drop use_vllm from 'trl_args' (TRL's vLLM would be a second engine)")
+    if name == "transformers" and not recipe.tir:
+        return "trl"
     return str(name)
 
 
@@ -120,6 +128,8 @@ async def open_rollout_engine(kind: str, recipe: Any, model_path: str, live_mode
 
         engine = await VLLMEngineBackend.create(model_path, **engine_options(recipe, cuda_available()))
         return RolloutEngine(kind, engine, EngineWeightSync(engine.engine))
+    if kind != "server":  # "trl" has no engine of tirmath's: TRL generates
+        raise ValueError(f"no rollout engine of kind {kind!r}")
     from agent.backends.server import ServerBackend
 
     server = await ServerBackend.open(recipe.rollout_server, tokenizer=tokenizer)

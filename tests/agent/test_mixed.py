@@ -59,6 +59,23 @@ async def test_solve_sends_tip_and_prompts_per_plan() -> None:
     assert res.to_dict()["samples"][0].keys() >= {"tip", "prompt"}
 
 
+@pytest.mark.parametrize("mode", ["cot", "tir"])
+async def test_a_system_variant_renders_as_the_system_argument(mode: str) -> None:
+    from agent.config import RolloutConfig
+    from agent.prompts import FAST_MATH_GRPO_SYSTEM, render, system_variant
+    from agent.rollout import rollout
+
+    assert system_variant("") is None and system_variant("Be brief.").name == "system"
+    v = system_variant("fast-math-grpo")
+    assert v is not None and v.name == "fast-math-grpo"
+    for family in ("small", "r1", "qwen"):
+        assert render(P, mode, family, variant=v) == render(P, mode, family, "fast-math-grpo")
+    be = ScriptedBackend(lambda prompt, g: "\\boxed{5}<eos>")
+    t = await rollout(P, be, FakePool(), mode, RolloutConfig(prompt_family="small"), variant=v)
+    (prompt, _), = be.requests
+    assert prompt.startswith(f"<system>{FAST_MATH_GRPO_SYSTEM}\n<user>2+3?") and t.prompt == "fast-math-grpo"
+
+
 async def test_tip_window_carries_over_tool_rounds() -> None:
     replies = iter(["ab```python\nprint(1)\n```\n", "\\boxed{1}<eos>"])
     be = ScriptedBackend(lambda prompt, g: next(replies))

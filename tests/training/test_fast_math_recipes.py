@@ -102,10 +102,10 @@ def test_trl_configs_carry_the_stage_fields(tmp_path) -> None:
 
 
 def test_tir_rollout_samples_with_min_p() -> None:
-    from training.grpo_tir import TIRRollout
+    from training.grpo_rollout import AgentRollout
 
     r = load_recipe("cpu_grpo_tir", {"min_p": 0.05})
-    rollout = TIRRollout({}, r, tokenizer=None, family="small")
+    rollout = AgentRollout({}, r, tokenizer=None, family="small")
     try:
         assert rollout.config.min_p == 0.05
     finally:

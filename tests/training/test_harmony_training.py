@@ -55,7 +55,7 @@ async def test_sft_dataset_from_a_harmony_trace_file(tmp_path: Path):
 
 
 def test_grpo_tir_rollout_runs_the_harmony_loop(tmp_path: Path):
-    from training.grpo_tir import TIRRollout
+    from training.grpo_rollout import AgentRollout
     from training.rollout_engine import RolloutEngine
 
     path = tmp_path / "problems.jsonl"
@@ -65,7 +65,7 @@ def test_grpo_tir_rollout_runs_the_harmony_loop(tmp_path: Path):
     ds, by_prompt = build_grpo_dataset(recipe, "gpt-oss")
     prompt = ds[0]["prompt"]
     assert prompt == harmony.decode(harmony.prompt_ids(P, "tir", "high")) and by_prompt[prompt].id == P.id
-    ro = TIRRollout(by_prompt, recipe, harmony.HarmonyTokenizer(), "gpt-oss")
+    ro = AgentRollout(by_prompt, recipe, harmony.HarmonyTokenizer(), "gpt-oss")
     try:
         ro.engine = RolloutEngine("scripted", HarmonyScript(two_calls))
         problems = [ro.problem_for(prompt)] * 2

@@ -1,10 +1,12 @@
 """GRPO rollouts on tirmath's own vLLM engine with the trainer's weights pushed in.
 
-The slow test trains TIR-aware GRPO for two steps on the default model with rollouts on a
-real in-process vLLM CPU engine (its own: the weights it gets are the test's), then checks
-that the engine's greedy continuation and first-token logprobs differ from the trainer's
-model before a push and equal them after. The engine here is private (not the session's
-shared one) because the test overwrites its weights.
+The slow tests train TIR-aware and plain GRPO for two steps each on the default model with
+rollouts on a real in-process vLLM CPU engine (its own: the weights it gets are the test's),
+then check that the engine's greedy continuation and first-token logprobs differ from the
+trainer's model before a push and equal them after; the plain one also checks that every
+request the engine got is the dataset's prompt (with a system prompt) as TRL tokenises it. The
+engines here are private (not the session's shared one) because the tests overwrite their
+weights. The backend choice (`choose_backend`) is tested without an engine.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from agent.backends.base import GenParams
 from agent.errors import UserError
+from agent.prompts import prompt_ids
 from training.recipe import load_recipe
 
 EASY = [("e1", "What is 2+3?", "5"), ("e2", "What is 4*6?", "24")]
@@ -73,12 +76,62 @@ def test_choose_backend_errors(tmp_path):
     with pytest.raises(UserError, match="use_vllm"):
         choose_backend(load_recipe("cpu_grpo_tir", {**base, "rollout_backend": "vllm",
                                                     "trl_args": {"use_vllm": True}}))
-    with pytest.raises(UserError, match="tir: true"):
-        choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "vllm"}))
-    assert choose_backend(load_recipe("cpu_grpo", {**base, "rollout_backend": "auto"})) == "transformers"
     assert choose_backend(load_recipe("cpu_grpo_tir", base)) == "transformers"
     # the seed's TIR recipe rolls out on vLLM wherever vLLM imports (it does here)
     assert choose_backend(load_recipe("fast_math_grpo_tir")) == "vllm"
+
+
+VLLM_ARGS = {"use_vllm": True, "vllm_mode": "colocate"}
+
+
+@pytest.mark.parametrize("tir, backend, trl_args, imports, expected", [
+    # plain GRPO: tirmath's engine when asked (auto: when vLLM imports), else TRL's own generation
+    (False, "auto", {}, True, "vllm"),
+    (False, "auto", {}, False, "trl"),
+    (False, "auto", VLLM_ARGS, True, "trl"),  # TRL's own colocated vLLM, as the reference ran
+    (False, "transformers", {}, True, "trl"),
+    (False, "transformers", VLLM_ARGS, True, "trl"),
+    (False, "vllm", {}, True, "vllm"),
+    (False, "server", {}, True, "server"),
+    (False, "vllm", VLLM_ARGS, True, "use_vllm"),  # two engines
+    (False, "server", VLLM_ARGS, True, "use_vllm"),
+    (False, "vllm", {}, False, "does not import"),
+    # TIR-aware GRPO never uses TRL's generation
+    (True, "auto", {}, True, "vllm"),
+    (True, "auto", {}, False, "transformers"),
+    (True, "transformers", {}, True, "transformers"),
+    (True, "server", {}, True, "server"),
+    (True, "auto", VLLM_ARGS, True, "use_vllm"),
+    (True, "transformers", VLLM_ARGS, True, "use_vllm"),
+])
+def test_choose_backend_rules(tmp_path, monkeypatch, tir, backend, trl_args, imports, expected):
+    import training.rollout_engine as re_
+
+    monkeypatch.setattr(re_, "vllm_importable", lambda: imports)
+    recipe = load_recipe("cpu_grpo_tir" if tir else "cpu_grpo", {
+        "data": easy_problems(tmp_path), "rollout_backend": backend, "trl_args": trl_args,
+        "rollout_server": "http://127.0.0.1:1", "rollout_sync_dir": str(tmp_path)})
+    if expected in re_.BACKENDS + ("trl",):
+        assert re_.choose_backend(recipe) == expected
+    else:
+        with pytest.raises(UserError, match=expected) as err:
+            re_.choose_backend(recipe)
+        assert "\n" not in str(err.value)
+
+
+def test_fast_math_grpo_rolls_out_on_vllm_unless_trl_args_ask_for_trls(monkeypatch):
+    import training.rollout_engine as re_
+
+    monkeypatch.setattr(re_, "vllm_importable", lambda: True)
+    r = load_recipe("fast_math_grpo")
+    assert r.rollout_backend == "auto" and "use_vllm" not in r.trl_args and r.vllm_gpu_memory_utilization == 0.3
+    assert re_.choose_backend(r) == "vllm"
+    assert re_.choose_backend(load_recipe("fast_math_grpo", {"trl_args": {**r.trl_args, **VLLM_ARGS}})) == "trl"
+    monkeypatch.setattr(re_, "vllm_importable", lambda: False)
+    assert re_.choose_backend(r) == "trl"  # no vLLM: TRL generates with transformers
+    tir = load_recipe("fast_math_grpo_tir")
+    assert (tir.rollout_backend, tir.vllm_gpu_memory_utilization) == ("auto", 0.3)
+    assert r.vllm_max_model_len >= r.max_completion_length + 512 and tir.vllm_max_model_len > r.vllm_max_model_len
 
 
 def test_trainer_weights_merges_lora_and_restores(tiny_dir):
@@ -107,21 +160,42 @@ def test_trainer_weights_merges_lora_and_restores(tiny_dir):
     assert not torch.allclose(pushed[q], AutoModelForCausalLM.from_pretrained(str(tiny_dir)).state_dict()[q])
 
 
+def assert_engine_follows_the_trainer(trainer: Any, tok: Any, rollout: Any, start: dict[str, torch.Tensor]) -> None:
+    """After training (2 steps): the weights moved, the engine still has step 1's weights (pushed
+    before step 2's rollout), and after one more push it generates as the trainer's model does."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    assert max((start[k] - v).abs().max().item() for k, v in model.named_parameters()) > 1e-4
+    ids = prompt_ids(tok, rollout.problem_for(trainer.train_dataset[0]["prompt"]), rollout.mode, rollout.family,
+                     variant=rollout.variant)
+    eos = sorted({tok.eos_token_id, *([model.generation_config.eos_token_id]
+                                      if isinstance(model.generation_config.eos_token_id, int) else [])})
+    hf_tokens, hf_first = trainer_probe(model, ids, eos)
+
+    _, stale_first = rollout._run(engine_probe(rollout.backend, ids))
+    assert gap(stale_first, hf_first) > 1e-3, "the engine already had step 2's weights before the push"
+
+    rollout.push_weights(model, trainer.state.global_step)
+    eng_tokens, eng_first = rollout._run(engine_probe(rollout.backend, ids))
+    assert gap(eng_first, hf_first) < 1e-3, (eng_first, {t: float(hf_first[t]) for t in eng_first})
+    assert max(eng_first, key=lambda t: eng_first[t]) == int(hf_first.argmax())
+    assert eng_tokens == hf_tokens, (tok.decode(eng_tokens), tok.decode(hf_tokens))
+
+
+# a learning rate that moves the weights in one step, and rewards that differ between completions
+# of equal token length (character-length cosine), so the group advantages are non-zero
+MOVES = {"max_rows": 1, "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4,
+         "learning_rate": 1e-3, "temperature": 1.0, "rollout_backend": "vllm", "length_unit": "chars",
+         "cosine_max_len": 400, "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0}
+
+
 @pytest.mark.slow
 @pytest.mark.train
 @pytest.mark.engine
 def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
-    from agent.prompts import prompt_ids
     from training.grpo import build_grpo
 
-    r = load_recipe("cpu_grpo_tir", {
-        "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"), "max_rows": 1,
-        "max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
-        "max_completion_length": 32, "temperature": 1.0, "rollout_backend": "vllm", "kernels": 1,
-        # rewards that differ between completions of equal token length (character-length cosine),
-        # so the group advantages are non-zero and the weights move
-        "rewards": ["cosine"], "length_unit": "chars", "cosine_max_len": 400,
-        "vllm_max_model_len": 1024, "vllm_kv_cache_gib": 1.0})
+    r = load_recipe("cpu_grpo_tir", {**MOVES, "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"),
+                                     "max_completion_length": 32, "kernels": 1, "rewards": ["cosine"]})
     trainer, tok, rollout, _ = build_grpo(r)
     try:
         start = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
@@ -129,21 +203,61 @@ def test_grpo_tir_on_vllm_engine_weights_follow_the_trainer(tmp_path):
         assert rollout.engine.kind == "vllm" and rollout.backend.name == "vllm"
         assert rollout.times.calls == 2 and rollout.times.syncs == 1  # pushed after step 1, before step 2's rollout
         assert len(rollout.last_traces) == 4 and all(t.finish != "error" for t in rollout.last_traces)
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        assert max((start[k] - v).abs().max().item() for k, v in model.named_parameters()) > 1e-4
-        ids = prompt_ids(tok, rollout.problem_for(trainer.train_dataset[0]["prompt"]), "tir", rollout.family)
-        eos = sorted({tok.eos_token_id, *([model.generation_config.eos_token_id]
-                                          if isinstance(model.generation_config.eos_token_id, int) else [])})
-        hf_tokens, hf_first = trainer_probe(model, ids, eos)
+        assert_engine_follows_the_trainer(trainer, tok, rollout, start)
+    finally:
+        rollout.close()
 
-        _, stale_first = rollout._run(engine_probe(rollout.backend, ids))
-        assert gap(stale_first, hf_first) > 1e-3, "the engine already had step 2's weights before the push"
 
-        rollout.push_weights(model, trainer.state.global_step)
-        eng_tokens, eng_first = rollout._run(engine_probe(rollout.backend, ids))
-        assert gap(eng_first, hf_first) < 1e-3, (eng_first, {t: float(hf_first[t]) for t in eng_first})
-        assert max(eng_first, key=lambda t: eng_first[t]) == int(hf_first.argmax())
-        assert eng_tokens == hf_tokens, (tok.decode(eng_tokens), tok.decode(hf_tokens))
+@pytest.mark.slow
+@pytest.mark.train
+@pytest.mark.engine
+def test_plain_grpo_on_vllm_engine_from_the_dataset_prompt(tmp_path, monkeypatch):
+    """Plain GRPO (CoT rollouts, no kernels) with a system prompt: every request the engine gets
+    is the dataset prompt as TRL tokenises it, the rewards score the decoded completions, and the
+    engine's weights follow the trainer's."""
+    from agent.backends.vllm_engine import VLLMEngineBackend
+    from training.grpo import build_grpo
+    from training.rewards import completion_text
+
+    requests: list[list[int]] = []
+    stream = VLLMEngineBackend.stream
+
+    def recording(self: Any, ids: Any, params: Any, request_id: str) -> Any:
+        requests.append(list(ids))
+        return stream(self, ids, params, request_id)
+
+    monkeypatch.setattr(VLLMEngineBackend, "stream", recording)
+    r = load_recipe("cpu_grpo", {**MOVES, "data": easy_problems(tmp_path), "output_dir": str(tmp_path / "out"),
+                                 "max_completion_length": 24, "system_prompt": "fast-math-grpo"})
+    trainer, tok, rollout, _ = build_grpo(r)
+    scored: list[tuple[list[Any], dict[str, Any]]] = []
+    first = trainer.reward_funcs[0]
+
+    def spy(completions: list[Any], **kw: Any) -> list[float]:
+        scored.append((completions, kw))
+        return first(completions, **kw)
+
+    trainer.reward_funcs[0] = spy
+    try:
+        start = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+        trainer.train()
+        assert rollout.mode == "cot" and rollout.engine.kind == "vllm" and rollout.backend.name == "vllm"
+        assert rollout._pool is None  # no kernels for CoT
+        assert rollout.times.calls == 2 and rollout.times.syncs == 1
+        assert [t.mode for t in rollout.last_traces] == ["cot"] * 4
+        assert all(t.finish != "error" and t.tool_calls == 0 for t in rollout.last_traces)
+        prompt = trainer.train_dataset[0]["prompt"]
+        assert prompt[0]["role"] == "system"
+        trl_ids = tok.apply_chat_template(conversation=[prompt], add_generation_prompt=True, tokenize=True,
+                                          return_dict=True)["input_ids"][0]
+        assert len(requests) == 8 and all(ids == trl_ids for ids in requests)  # 2 steps x 4 completions
+        completions, kw = scored[-1]  # step 2: TRL decoded the rollout's ids, extra fields alongside
+        assert len(completions) == 4 and any(completion_text(c).strip() for c in completions)
+        assert kw["answer"] == ["5"] * 4 and kw["model_tokens"] == [t.tokens for t in rollout.last_traces]
+        assert [len(ids) for ids in kw["completion_ids"]] == [len(t.token_ids) for t in rollout.last_traces]
+        logged = {k for entry in trainer.state.log_history for k in entry}
+        assert {f"rewards/{name}/mean" for name in trainer.reward_func_names} <= logged
+        assert_engine_follows_the_trainer(trainer, tok, rollout, start)
     finally:
         rollout.close()
 

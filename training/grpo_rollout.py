@@ -1,19 +1,29 @@
-"""TIR-aware GRPO: TRL's GRPOTrainer with rollouts through the agent's TIR loop and sandbox.
+"""GRPO rollouts through the agent's own loop: TRL's GRPOTrainer with `rollout_func=AgentRollout`.
 
-The hook is TRL 1.x's `rollout_func(prompts, trainer)` (GRPOTrainer argument): `TIRRollout`
+The hook is TRL 1.x's `rollout_func(prompts, trainer)` (GRPOTrainer argument): `AgentRollout`
 runs `agent.rollout.rollout(..., RolloutConfig(record_tokens=True))` for every prompt of the
-generation batch concurrently, on the engine the recipe's `rollout_backend` picks
+generation batch concurrently, in the recipe's mode: "tir" (`tir: true`: the TIR loop, code run
+in one warm `sandbox.pool.KernelPool` kept across steps) or "cot" (plain GRPO: one generation per
+completion, no kernels started). The engine is the one `rollout_backend` picks
 (training/rollout_engine.py): tirmath's in-process vLLM engine or a vLLM server, whose weights
 are pushed from the trainer (unwrapped by TRL's `unwrap_model_for_generation`) whenever the
-optimizer stepped since the last push, or a `PolicyBackend` over the live policy itself. One
-warm `sandbox.pool.KernelPool` is kept across steps. It returns the traces' token ids as
-`completion_ids` and their masks as `env_mask`, which TRL multiplies into the loss mask: the
-tokens of tool output (mask 0) get no gradient. Extra fields reach the reward functions:
-`steps` (for code-output answers), `model_tokens` (length without tool output), `tool_calls`.
+optimizer stepped since the last push, or a `PolicyBackend` over the live policy itself.
 
-The asyncio side (kernels, rollouts) lives on one event loop in a daemon thread owned by this
-object (the engine lives on it too); `close()` stops the engine, the pool and the loop.
-Not covered: importance-sampling correction with the engine's logprobs (`logprobs` is None).
+The prompt: a sample renders the recipe's prompt (its `system_prompt` travels as a prompt
+variant, agent.prompts.system_variant), which is exactly the dataset's (training/data.py
+`grpo_prompt`); each call checks the prompts TRL passes against it and fails loud on a
+mismatch, so the `prompt_ids` returned (the ones the engine generated from) are the tokenised
+dataset prompt TRL would have built. It returns the traces' token ids as `completion_ids` and
+their masks as `env_mask`, which TRL multiplies into the loss mask: the tokens of tool output
+(mask 0) get no gradient. TRL decodes `completion_ids` into the completions the rewards read;
+extra fields reach the reward functions: `steps` (for code-output answers), `model_tokens`
+(length without tool output), `tool_calls`.
+
+A sample ends as the agent's do (agent/rollout.py): at EOS, at the token budget, or as soon as a
+\\boxed{} answer is complete (after `</think>` for thinking models), so the text after the answer
+is not generated. The asyncio side (kernels, rollouts) lives on one event loop in a daemon thread
+owned by this object (the engine lives on it too); `close()` stops the engine, the pool and the
+loop. Not covered: importance-sampling correction with the engine's logprobs (`logprobs` is None).
 """
 
 from __future__ import annotations
@@ -45,13 +55,16 @@ class RolloutTimes:
     tool_calls: int = 0
 
 
-class TIRRollout:
-    """A `rollout_func` for GRPOTrainer running the agent's TIR loop on the live policy."""
+class AgentRollout:
+    """A `rollout_func` for GRPOTrainer running the agent's loop (TIR or CoT, from `recipe.tir`)
+    on the current policy."""
 
     def __init__(self, problems: dict[str, Problem], recipe: Any, tokenizer: Any, family: str,
                  engine_kind: str = "transformers", model_path: str = ""):
+        from agent.prompts import system_variant
 
-        self.mode: Mode = "tir"
+        self.mode: Mode = "tir" if recipe.tir else "cot"
+        self.variant = system_variant(recipe.system_prompt)  # the dataset's system prompt, if any
         self.engine_kind = engine_kind
         self.model_path = model_path
         self.problems = problems
@@ -64,7 +77,7 @@ class TIRRollout:
         self._model: Any = None
         self.engine: RolloutEngine | None = None  # opened on the first call, on the loop thread
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tir-rollout", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self.mode}-rollout", daemon=True)
         self._thread.start()
         self._pool: Any = None
         self.last_traces: list[Trace] = []
@@ -83,16 +96,24 @@ class TIRRollout:
         return self._pool
 
     def problem_for(self, prompt: Any) -> Problem:
+        """The problem of a dataset prompt; RuntimeError if the rollout would render another prompt."""
+        from training.data import grpo_prompt
+
         key = prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
         if key not in self.problems:
-            raise KeyError(f"TIR rollout: no problem for prompt {key[:80]!r}")
-        return self.problems[key]
+            raise KeyError(f"{self.mode} rollout: no problem for prompt {key[:80]!r}")
+        problem = self.problems[key]
+        mine = grpo_prompt(problem, self.mode, self.family, self.recipe.system_prompt, self.config.reasoning_effort)
+        if mine != prompt:
+            raise RuntimeError(f"{self.mode} rollout: the dataset prompt of problem {problem.id} is not the one the "
+                               f"rollout generates from:\n{prompt!r}\nvs\n{mine!r}")
+        return problem
 
     async def _rollouts(self, problems: Sequence[Problem], step: int) -> list[Trace]:
         from agent.rollout import rollout
         from agent.solve import sample_seed
 
-        pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8))
+        pool = await self._ensure_pool(self.recipe.kernels or min(len(problems), 8)) if self.mode == "tir" else None
         assert self.engine is not None
         seen: dict[str, int] = {}
         jobs = []
@@ -100,7 +121,8 @@ class TIRRollout:
             idx = seen.get(p.id, 0)
             seen[p.id] = idx + 1
             seed = sample_seed(self.recipe.seed + step, p.id, idx)
-            jobs.append(rollout(p, self.engine.backend, pool, self.mode, self.config, index=idx, seed=seed))
+            jobs.append(rollout(p, self.engine.backend, pool, self.mode, self.config, index=idx, seed=seed,
+                                variant=self.variant))
         return list(await asyncio.gather(*jobs))
 
     @property
@@ -149,17 +171,25 @@ class TIRRollout:
 
         bad = [t for t in traces if t.finish == "error"]
         if bad:
-            raise RuntimeError(f"TIR rollout failed for problem {bad[0].problem_id}: {bad[0].error}")
+            raise RuntimeError(f"{self.mode} rollout failed for problem {bad[0].problem_id}: {bad[0].error}")
         eos = self.tokenizer.eos_token_id
-        completion_ids, masks = [], []
-        for t in traces:
+        by_id: dict[str, list[int]] = {}
+        prompts, completion_ids, masks = [], [], []
+        for p, t in zip(problems, traces, strict=True):
+            if p.id not in by_id:
+                by_id[p.id] = prompt_ids(self.tokenizer, p, self.mode, self.family, self.config.reasoning_effort,
+                                         self.variant)
+            prompts.append(by_id[p.id])
+            if t.prompt_tokens != len(prompts[-1]):  # the engine's tokenizer rendered another prompt
+                raise RuntimeError(f"{self.mode} rollout: problem {p.id} was generated from {t.prompt_tokens} "
+                                   f"prompt tokens, the trainer's prompt has {len(prompts[-1])}")
             ids, mask = list(t.token_ids), list(t.mask)
             if not ids:  # nothing generated: one masked EOS keeps the row well-formed
                 ids, mask = [eos], [0]
             completion_ids.append(ids)
             masks.append(mask)
         return {
-            "prompt_ids": [prompt_ids(self.tokenizer, p, self.mode, self.family) for p in problems],
+            "prompt_ids": prompts,
             "completion_ids": completion_ids,
             "logprobs": None,
             "env_mask": masks,
