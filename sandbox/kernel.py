@@ -55,6 +55,21 @@ class KernelStartError(RuntimeError):
     """A kernel did not start or answer within the start timeout."""
 
 
+_CONTEXT: zmq.asyncio.Context | None = None
+RECONNECT_MS = 5  # zmq's default is 100 ms: the client connects before a fresh kernel has bound its sockets
+
+
+def _context() -> zmq.asyncio.Context:
+    """One zmq context for every kernel client, whose sockets retry a connection every 5 ms (a
+    fresh kernel binds its sockets a few ms after the client connects; at zmq's default 100 ms
+    that wait was most of a template kernel's start)."""
+    global _CONTEXT
+    if _CONTEXT is None or _CONTEXT.closed:
+        _CONTEXT = zmq.asyncio.Context()
+        _CONTEXT.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+    return _CONTEXT
+
+
 class KernelSession:
     """One sample's kernel. Create with `await KernelSession.create(report, config, base_dir)`."""
 
@@ -89,7 +104,7 @@ class KernelSession:
             kp = await start_process(self.report, self.config, self.base)
         if kp.uid is not None:
             self.uids.add(kp.uid)
-        kc = AsyncKernelClient(context=zmq.asyncio.Context.instance())
+        kc = AsyncKernelClient(context=_context())
         kc.load_connection_info(kp.connection)  # type: ignore[arg-type]
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         self._kp, self._kc = kp, kc
