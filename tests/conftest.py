@@ -11,6 +11,7 @@ scope for fixtures and tests). Fixtures:
   that folder (served model name = the folder path, float32, 1 GiB KV cache), killed with
   its process group at the end; it runs the TIP logits processor. Its log goes to a temporary file quoted on a failed start.
   `TIRMATH_TEST_SERVER=URL` uses a server already started that way instead.
+- `pool` -> a warm 4-kernel `KernelPool` (best isolation here), one per test module that asks.
 """
 
 from __future__ import annotations
@@ -128,3 +129,14 @@ def server_url(default_model_dir: Path) -> Iterator[str]:
     finally:
         _stop(proc)
         log.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[Any]:
+    """A warm kernel pool (4 kernels, the machine's best isolation) for one test module's TIR samples."""
+    from sandbox.pool import KernelPool, SandboxConfig
+
+    p = KernelPool(4, SandboxConfig(isolation="auto"))
+    await p.start()
+    yield p
+    await p.close()

@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 PROBLEM = Problem(id="cubes", text="What is the sum of the cubes of the integers from 1 to 20?", answer="44100")
 
 
-@pytest.fixture(scope="module")
-async def pool():
-    from sandbox.pool import KernelPool, SandboxConfig
-
-    p = KernelPool(4, SandboxConfig(isolation="auto"))
-    await p.start()
-    yield p
-    await p.close()
 
 
 async def test_tir_samples_run_code_in_real_kernels(vllm_backend, pool) -> None:

@@ -64,14 +64,6 @@ def llama_url() -> Iterator[str]:
         log.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module")
-async def pool():
-    from sandbox.pool import KernelPool, SandboxConfig
-
-    p = KernelPool(3, SandboxConfig(isolation="auto"))
-    await p.start()
-    yield p
-    await p.close()
 
 
 async def test_probe_finds_a_text_prompt_server(llama_url: str, default_model_dir: Path, caplog: Any) -> None:

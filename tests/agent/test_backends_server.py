@@ -94,14 +94,6 @@ async def test_abort_and_break_cancel_on_the_server(server_url: str) -> None:
         await backend.close()
 
 
-@pytest.fixture(scope="module")
-async def pool():
-    from sandbox.pool import KernelPool, SandboxConfig
-
-    p = KernelPool(3, SandboxConfig(isolation="auto"))
-    await p.start()
-    yield p
-    await p.close()
 
 
 async def test_probe_finds_what_vllm_accepts(server_url: str, default_model_dir: Path) -> None:

@@ -100,20 +100,12 @@ def test_cli_refuses_with_one_line(tmp_path: Path) -> None:
                                                "(no manifest.json)"]
 
 
-@pytest.fixture(scope="module")
-async def kernels():
-    from sandbox.pool import KernelPool, SandboxConfig
-
-    p = KernelPool(2, SandboxConfig(isolation="auto"))
-    await p.start()
-    yield p
-    await p.close()
 
 
 @pytest.mark.engine
 @pytest.mark.slow
 async def test_real_engine_shards_merge_to_the_unsharded_run(tmp_path: Path, vllm_backend: Any,
-                                                             kernels: Any) -> None:
+                                                             pool: Any) -> None:
     probs = [Problem("cubes", "What is the sum of the cubes of the integers from 1 to 5?", "225"),
              Problem("rem", "What is the remainder when 2^10 is divided by 7?", "2"),
              Problem("sq", "What is 12 squared?", "144")]
@@ -121,8 +113,8 @@ async def test_real_engine_shards_merge_to_the_unsharded_run(tmp_path: Path, vll
     roll = RolloutConfig(max_tokens=96, temperature=0.8)
     cfg = RunConfig(solve=SolveConfig(samples=2, tir_ratio=0.5, seed=5, rollout=roll, concurrency=1), concurrency=1)
     for k in (1, 2):
-        await _run(tmp_path / f"s{k}", vllm_backend, kernels, cfg, Shard(k, 2), probs)
-    await _run(tmp_path / "whole", vllm_backend, kernels, cfg, None, probs)
+        await _run(tmp_path / f"s{k}", vllm_backend, pool, cfg, Shard(k, 2), probs)
+    await _run(tmp_path / "whole", vllm_backend, pool, cfg, None, probs)
     rep = merge_runs([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
     assert rep.missing == () and rep.samples == 6
     assert view(tmp_path / "merged") == view(tmp_path / "whole")
