@@ -149,6 +149,8 @@ def confine(spec: dict) -> None:
     for procs in spec.get("cgroup_procs", []):
         with open(procs, "w") as f:
             f.write(str(os.getpid()))
+    if spec.get("nice", 0) > 0:
+        os.nice(spec["nice"])  # lower CPU priority, inherited by all the kernel starts
     for name, value in spec.get("rlimits", {}).items():
         resource.setrlimit(RLIMITS[name], (value, value))
     for number, path in spec.get("fds", {}).items():

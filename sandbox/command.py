@@ -105,10 +105,15 @@ def launch_argv(
     cgroup_procs: tuple[str, ...],
     argv: list[str],
     disk_mb: int = 256,
+    nice: int = 0,
+    placeholder: bool = False,
 ) -> list[str]:
-    """The full command: launcher (cgroups) -> [bubblewrap -> launcher (rlimits, uid)] -> argv.
+    """The full command: launcher (cgroups, nice) -> [bubblewrap -> launcher (rlimits, uid)] -> argv.
 
-    `runtime` must hold a copy of the launcher and, with seccomp, the program (see `install`)."""
+    `runtime` must hold a copy of the launcher and, with seccomp, the program (see `install`).
+    `placeholder` (bubblewrap only; template.py): bubblewrap runs `argv` itself with every
+    capability dropped, and the inner launcher's spec is kept under "inner" in the outer spec
+    for the template to apply to the kernel it forks into the sandbox (one Python start less)."""
     uid = uid if report.drop_uid else None
     program = os.path.join(runtime, SECCOMP_FILE)
     outer: dict[str, object]
@@ -116,11 +121,15 @@ def launch_argv(
         inner: dict[str, object] = {"rlimits": limits, "uid": uid, "drop_caps": True, "no_new_privs": True,
                                     "argv": argv}
         inner_argv = [sys.executable, "-I", "-S", os.path.join(runtime, "_launch.py"), json.dumps(inner)]
+        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp)
         outer = {"cgroup_procs": list(cgroup_procs), "fds": {str(SECCOMP_FD): program} if report.seccomp else {},
-                 "argv": bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp) + inner_argv}
+                 "nice": nice, "argv": wrap + inner_argv}
+        if placeholder:
+            outer["argv"] = wrap[:-1] + ["--cap-drop", "ALL", "--"] + argv
+            outer["inner"] = inner
     else:
         ll = landlock_paths(report, runtime) if report.landlock_abi else None
-        outer = {"cgroup_procs": list(cgroup_procs), "rlimits": limits, "uid": uid, "landlock": ll,
+        outer = {"cgroup_procs": list(cgroup_procs), "nice": nice, "rlimits": limits, "uid": uid, "landlock": ll,
                  "drop_caps": report.level != "none", "no_new_privs": True,
                  "seccomp": program if report.seccomp else None, "argv": argv}
     return [sys.executable, "-I", "-S", os.path.join(runtime, "_launch.py"), json.dumps(outer)]

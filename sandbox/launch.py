@@ -18,7 +18,6 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,17 +191,6 @@ def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None, report
     return conn
 
 
-def _lower_priority(nice: int) -> Callable[[], None] | None:
-    """A pre-exec hook that lowers the kernel's CPU priority (inherited by all it starts)."""
-    if nice <= 0:
-        return None
-
-    def hook() -> None:
-        os.nice(nice)
-
-    return hook
-
-
 def limits(config: SandboxConfig) -> dict[str, int]:
     mb = 1024 * 1024
     return {"AS": config.memory_mb * mb, "FSIZE": config.file_size_mb * mb, "NOFILE": config.open_files,
@@ -212,7 +200,9 @@ def limits(config: SandboxConfig) -> dict[str, int]:
 async def start_process(report: IsolationReport, config: SandboxConfig, base: str,
                         argv: list[str] | None = None) -> KernelProcess:
     """Launch one kernel process; the caller connects to `connection` and waits for it.
-    `argv` replaces the kernel command (template.py starts a placeholder to fork a kernel into)."""
+    `argv` replaces the kernel command: template.py starts a placeholder to fork a kernel into
+    (bubblewrap runs it directly; see command.launch_argv's `placeholder`).
+    No pre-exec hook (nice is the launcher's), so a large caller spawns it without a fork."""
     token = secrets.token_hex(4)
     uid = secrets.choice(range(*UID_RANGE)) if report.drop_uid else None
     runtime = Path(base) / f"k-{token}"
@@ -229,13 +219,14 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
     if report.cgroups is not None:
         mem = (config.memory_mb + 256) * 1024 * 1024
         cgroup = report.cgroups.create(f"tirmath-{os.getpid()}-{token}", mem, config.max_processes)
+    placeholder = argv is not None and bool(report.bwrap)
     argv = argv or [command.kernel_python(report), "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
-    cmd = command.launch_argv(report, limits(config), str(runtime), uid,
-                                cgroup.procs_files if cgroup else (), argv, config.disk_mb)
+    cmd = command.launch_argv(report, limits(config), str(runtime), uid, cgroup.procs_files if cgroup else (),
+                              argv, config.disk_mb, max(0, config.nice), placeholder)
     with open(runtime / "kernel.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work, report),
-            start_new_session=True, preexec_fn=_lower_priority(config.nice),
+            start_new_session=True,
         )
     return KernelProcess(proc, str(runtime), uid, cgroup, conn, cmd)

@@ -5,8 +5,9 @@ host, the kernel's environment allow-list, no model code ever) that has imported
 IPython and the preloaded modules and then only forks. For each kernel, `start_process()`:
 
 1. starts the kernel's normal isolated command (launch.py: runtime dir, cgroup, launcher ->
-   bubblewrap -> launcher) with a placeholder program in place of the kernel, so bubblewrap
-   builds the kernel's own mount, network, IPC, UTS and PID namespaces exactly as for a cold one;
+   bubblewrap) with a placeholder program (`sleep`, every capability dropped by bubblewrap) in
+   place of the inner launcher and the kernel, so bubblewrap builds the kernel's own mount,
+   network, IPC, UTS and PID namespaces exactly as for a cold one;
 2. asks the template to fork a child that joins the kernel's cgroup and those namespaces,
    forks into the PID namespace and applies the launcher's own confinement (the same inner
    spec the placeholder got: rlimits, private uid, capabilities, no_new_privs, seccomp ...)
@@ -133,7 +134,7 @@ class KernelTemplate:
 
     async def _fork(self, kp: KernelProcess, target: int, config: SandboxConfig, report: IsolationReport) -> int:
         outer = json.loads(kp.command[-1])
-        inner = json.loads(outer["argv"][-1])  # the launcher spec bubblewrap's child got
+        inner = dict(outer["inner"])  # the spec a cold kernel's inner launcher applies
         inner.pop("argv", None)
         program = outer.get("fds", {}).get(str(SECCOMP_FD))
         if program:  # bubblewrap loaded it for the placeholder (--seccomp); the launcher does for the kernel
