@@ -4,8 +4,11 @@
 session; on a cancel the cell is left to finish in the background), `output_lines` (the tool
 output the model reads: head and tail kept when long, timeouts, crashes, out-of-memory and lost
 state told in plain words), `release_in_background` (hand a session back once its last cell
-ended) and `token_entropy` (the top-k entropy of one generated token). Not covered: generation,
-parsing the model's calls, budgets (agent/rollout.py, agent/rollout_harmony.py).
+ended) and `token_entropy` (the top-k entropy of one generated token). Also the two loops' one
+engine request: `EngineRequest` (a stream that is closed, and aborted on the engine unless it
+ended by itself, whichever way its block is left) and `stream_stop` (the stops every chunk is
+checked for: the engine's finish, the deadline, the cancel). Not covered: parsing the model's
+output or calls, budgets (agent/rollout.py, agent/rollout_harmony.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,44 @@ class Deadline:
 
     def left(self) -> float:
         return self.at - time.monotonic()
+
+
+class EngineRequest:
+    """One streamed engine request, used as `async with EngineRequest(...) as req: async for ch in
+    req.stream: ...`; the caller sets `how` when it stops reading ("length" when the stream ran
+    out). Leaving the block closes the stream, and aborts the engine request when it did not end
+    by itself: `how` still "aborted" (an exception, a cancel), "time" or "answer". A coroutine
+    closed outside a running loop (GeneratorExit) awaits nothing."""
+
+    ABORT = ("aborted", "time", "answer")
+
+    def __init__(self, backend: Any, ids: Sequence[int], params: Any, rid: str) -> None:
+        self.backend, self.rid = backend, rid
+        self.how = "aborted"  # until the stream ends or the caller stops it
+        self.stream = backend.stream(ids, params, rid)
+
+    async def __aenter__(self) -> EngineRequest:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is GeneratorExit:
+            return
+        await self.stream.aclose()
+        if self.how in self.ABORT:
+            await self.backend.abort(self.rid)
+
+
+def stream_stop(ch: Any, deadline: Deadline | None, cancel: asyncio.Event | None) -> str:
+    """Why a loop stops after this chunk for reasons of the engine or the problem ("" to go on):
+    the engine's finish reason, then the deadline, then the cancel (a cancel set because the
+    time ran out is still "time")."""
+    if ch.finish_reason:
+        return str(ch.finish_reason)
+    if deadline is not None and deadline.passed():
+        return "time"
+    if cancel is not None and cancel.is_set():
+        return "aborted"
+    return ""
 
 
 def token_entropy(top: Sequence[tuple[int, float]]) -> float:

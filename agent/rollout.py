@@ -39,7 +39,15 @@ from typing import Any
 
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
-from agent.cells import Deadline, output_lines, release_in_background, run_cell, token_entropy
+from agent.cells import (
+    Deadline,
+    EngineRequest,
+    output_lines,
+    release_in_background,
+    run_cell,
+    stream_stop,
+    token_entropy,
+)
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.prompt_variants import PromptVariant
@@ -197,10 +205,9 @@ class Sample:
         """One engine request, streamed; stops early on cancel, the deadline or a ready answer."""
         rid = f"{self.problem.id}#{self.index}#{self.seed}#{self.rounds}"
         new: list[int] = []
-        live, how, stop_reason = self.full_text(), "aborted", None  # "aborted" until the stream ends or breaks: an exception leaves mid-request
-        stream = self.backend.stream(self.ids, self.params(limit), rid)
-        try:
-            async for ch in stream:
+        live, stop_reason = self.full_text(), None
+        async with EngineRequest(self.backend, self.ids, self.params(limit), rid) as req:
+            async for ch in req.stream:
                 new.extend(ch.token_ids)
                 self.entropy.extend(token_entropy(lp) for lp in ch.logprobs or ())
                 if ch.text:
@@ -208,33 +215,20 @@ class Sample:
                     emit(self.on_event, Event("text", self.index, ch.text, tokens=self.tokens + len(new)))
                 how = self._stop_now(ch, live)
                 if how:
-                    stop_reason = ch.stop_reason
+                    req.how, stop_reason = how, ch.stop_reason
                     break
             else:
-                how = "length"
-        except GeneratorExit:  # the coroutine is closed outside a running loop: nothing can be awaited
-            how = "closed"
-            raise
-        finally:
-            if how != "closed":
-                await stream.aclose()  # type: ignore[attr-defined]
-            if how in ("aborted", "time", "answer"):
-                await self.backend.abort(rid)
-        how = "aborted" if how == "abort" else how
+                req.how = "length"
+        how = "aborted" if req.how == "abort" else req.how
         ended_eos = bool(new) and new[-1] in self.backend.eos_token_ids
         return Generation(new, how, stop_reason, ended_eos, context_bound)
 
     def _stop_now(self, ch: Any, live: str) -> str:
         """Why generation stops after this chunk ("" to go on)."""
-        if ch.finish_reason:
-            return str(ch.finish_reason)
-        if self.deadline is not None and self.deadline.passed():
-            return "time"  # before the cancel check: a stop set *because* time ran out is still "time"
-        if self.cancel is not None and self.cancel.is_set():
-            return "aborted"
-        if "}" in ch.text and answer_ready(live, self.thinks):
-            return "answer"
-        return ""
+        how = stream_stop(ch, self.deadline, self.cancel)
+        if not how and "}" in ch.text and answer_ready(live, self.thinks):
+            how = "answer"
+        return how
 
     def take(self, gen: Generation) -> None:
         """Append a generation's tokens and text (an ending EOS is kept in the record, not the context)."""

@@ -28,7 +28,15 @@ from typing import Any
 from agent import harmony
 from agent.answers import extract_answer, extract_boxed
 from agent.backends.base import Backend, GenParams
-from agent.cells import Deadline, output_lines, release_in_background, run_cell, token_entropy
+from agent.cells import (
+    Deadline,
+    EngineRequest,
+    output_lines,
+    release_in_background,
+    run_cell,
+    stream_stop,
+    token_entropy,
+)
 from agent.config import RolloutConfig
 from agent.events import Event, EventHandler, emit
 from agent.types import Answer, Finish, Mode, Problem, Step, Trace
@@ -97,10 +105,8 @@ async def _generate(
     enc = harmony.encoding()
     parser = StreamableParser(enc, Role.ASSISTANT)
     new_ids: list[int] = []
-    finish = "aborted"  # until the stream ends or breaks: an exception leaves mid-request
-    stream = backend.stream(st.ids, params, rid)
-    try:
-        async for ch in stream:
+    async with EngineRequest(backend, st.ids, params, rid) as req:
+        async for ch in req.stream:
             new_ids.extend(ch.token_ids)
             for lp in ch.logprobs or ():
                 st.entropy_sum += token_entropy(lp)
@@ -112,29 +118,15 @@ async def _generate(
                 raise harmony.HarmonyParseError(f"harmony parse failed after {len(new_ids)} tokens: {e}") from e
             if ch.token_ids:
                 emit(on_event, Event("text", index, enc.decode(list(ch.token_ids)), tokens=st.tokens + len(new_ids)))
-            if ch.finish_reason:
-                finish = ch.finish_reason
-                break
-            if deadline is not None and deadline.passed():
-                finish = "time"  # before the cancel check, as in agent.rollout
-                break
-            if cancel is not None and cancel.is_set():
-                finish = "aborted"
-                break
-            if parser.current_channel == "final" and extract_boxed(parser.current_content or ""):
-                finish = "answer"
+            how = stream_stop(ch, deadline, cancel)
+            if not how and parser.current_channel == "final" and extract_boxed(parser.current_content or ""):
+                how = "answer"
+            if how:
+                req.how = how
                 break
         else:
-            finish = "length"
-    except GeneratorExit:  # closed outside a running loop: nothing can be awaited
-        finish = "closed"
-        raise
-    finally:
-        if finish != "closed":
-            await stream.aclose()  # type: ignore[attr-defined]
-        if finish in ("aborted", "time", "answer"):
-            await backend.abort(rid)
-    return _Round(new_ids, finish, _messages_of(parser))
+            req.how = "length"
+    return _Round(new_ids, req.how, _messages_of(parser))
 
 
 def _record(st: _State, rnd: _Round) -> None:

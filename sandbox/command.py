@@ -70,10 +70,11 @@ def _system_binds() -> list[str]:
     return out + ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
 
 
-def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool) -> list[str]:
+def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool, drop_caps: bool = False) -> list[str]:
     """bubblewrap flags: new net/pid/ipc/uts (and, unless root, user) namespaces; only the binds
     above on an empty root; private size-limited /tmp, /dev/shm and work dir. As root bubblewrap
-    runs privileged (so it can bind Python from under /root) and the inner launcher drops the uid."""
+    runs privileged (so it can bind Python from under /root) and the inner launcher drops the uid;
+    `drop_caps` has bubblewrap drop every capability itself (a program run with no inner launcher)."""
     size = str(disk_mb * 1024 * 1024)
     args = [bwrap] + ([] if os.geteuid() == 0 else ["--unshare-user"])
     args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -87,6 +88,8 @@ def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool) -> list[st
     args += _parents(runtime) + ["--bind", runtime, runtime, "--chdir", WORK_INSIDE]
     if seccomp:
         args += ["--seccomp", str(SECCOMP_FD)]
+    if drop_caps:
+        args += ["--cap-drop", "ALL"]
     return args + ["--"]
 
 
@@ -121,11 +124,10 @@ def launch_argv(
         inner: dict[str, object] = {"rlimits": limits, "uid": uid, "drop_caps": True, "no_new_privs": True,
                                     "argv": argv}
         inner_argv = [sys.executable, "-I", "-S", os.path.join(runtime, "_launch.py"), json.dumps(inner)]
-        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp)
+        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp, drop_caps=placeholder)
         outer = {"cgroup_procs": list(cgroup_procs), "fds": {str(SECCOMP_FD): program} if report.seccomp else {},
-                 "nice": nice, "argv": wrap + inner_argv}
+                 "nice": nice, "argv": wrap + (argv if placeholder else inner_argv)}
         if placeholder:
-            outer["argv"] = wrap[:-1] + ["--cap-drop", "ALL", "--"] + argv
             outer["inner"] = inner
     else:
         ll = landlock_paths(report, runtime) if report.landlock_abi else None
