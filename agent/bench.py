@@ -7,7 +7,8 @@ process:
   2. plain generation: the same N prompts, each asked for as many tokens as its agent sample
      generated, with no stop strings and no tools;
 and prints generated tokens/s for both and their ratio (target >= 0.9 here), over a few repeated
-pairs after a full-size warm-up. The same comparison for CoT-only samples shows the loop's own
+pairs after a full-size warm-up. `--compare-reuse` runs every rep also on a pool that reuses
+kernels in place (same seeds) and prints fresh/reuse: the cost of a fresh kernel per sample. The same comparison for CoT-only samples shows the loop's own
 cost apart from the tool rounds (extra requests, kernel CPU). Then it measures
 how long a settled problem takes to stop: a policy stops the problem when the first sample
 finishes, and the time from that decision to `solve` returning (all other requests aborted) is
@@ -62,34 +63,48 @@ async def _plain(backend, traces: Sequence[Trace], temperature: float) -> tuple[
     return sum(counts), time.monotonic() - t0
 
 
-async def run(samples: int, max_tokens: int, dtype: str, warm: bool = True, reps: int = 3) -> None:
+async def run(samples: int, max_tokens: int, dtype: str, warm: bool = True, reps: int = 3,
+              compare_reuse: bool = False) -> None:
     from agent.backends.vllm_engine import VLLMEngineBackend
     from agent.models import default_model_dir
     from sandbox.pool import KernelPool, SandboxConfig
 
     backend = await VLLMEngineBackend.create(str(default_model_dir()), dtype=dtype, max_model_len=4096)
-    pool = KernelPool(samples, SandboxConfig(isolation="auto"))
-    await pool.start()
+    pools = {"fresh": KernelPool(samples, SandboxConfig(isolation="auto"))}
+    if compare_reuse:  # kernels reset and reused in place: the opt-in for trusted code, as a baseline
+        pools["reuse"] = KernelPool(samples, SandboxConfig(isolation="auto", reuse=True))
+    for p in pools.values():
+        await p.start()
+    pool = pools["fresh"]
     try:
         roll = RolloutConfig(max_tokens=max_tokens, temperature=0.8, cell_timeout=5.0)
         config = SolveConfig(samples=samples, tir_ratio=1.0, seed=1, rollout=roll, warm_prefix=warm)
         # warm-up at full size: the CPU kernels are built per batch shape on first use
-        await solve(PROBLEM, backend, pool, SolveConfig(samples=samples, tir_ratio=1.0, seed=99, rollout=roll))
-        totals = [0, 0.0, 0, 0.0]  # agent tokens, agent s, plain tokens, plain s
+        for p in pools.values():
+            await solve(PROBLEM, backend, p, SolveConfig(samples=samples, tir_ratio=1.0, seed=99, rollout=roll))
+        totals = {name: [0, 0.0, 0, 0.0] for name in pools}  # agent tokens, agent s, plain tokens, plain s
         for rep in range(reps):
-            t0 = time.monotonic()
-            result = await solve(PROBLEM, backend, pool, replace(config, seed=rep + 1))
-            agent_s = time.monotonic() - t0
-            agent_tok = sum(t.tokens for t in result.traces)
-            cells = sum(t.tool_calls for t in result.traces)
-            plain_tok, plain_s = await _plain(backend, result.traces, 0.8)
-            totals = [totals[0] + agent_tok, totals[1] + agent_s, totals[2] + plain_tok, totals[3] + plain_s]
-            print(f"run {rep + 1}: agent {samples} TIR samples, {agent_tok} tokens, {cells} code cells, "
-                  f"{agent_s:.2f} s -> {agent_tok / agent_s:.1f} tok/s | plain {plain_tok} tokens, "
-                  f"{plain_s:.2f} s -> {plain_tok / plain_s:.1f} tok/s")
-        agent_rate, plain_rate = totals[0] / totals[1], totals[2] / totals[3]
-        print(f"engine tokens/s under the agent: {agent_rate:.1f}; plain generation: {plain_rate:.1f}")
-        print(f"ratio agent/plain tokens per second: {agent_rate / plain_rate:.3f}  (target >= 0.9)")
+            for name, p in pools.items():  # the same seeds in both; each arm against plain runs of its own samples
+                t0 = time.monotonic()
+                result = await solve(PROBLEM, backend, p, replace(config, seed=rep + 1))
+                agent_s = time.monotonic() - t0
+                agent_tok = sum(t.tokens for t in result.traces)
+                cells = sum(t.tool_calls for t in result.traces)
+                plain_tok, plain_s = await _plain(backend, result.traces, 0.8)
+                tot = totals[name]
+                totals[name] = [tot[0] + agent_tok, tot[1] + agent_s, tot[2] + plain_tok, tot[3] + plain_s]
+                print(f"run {rep + 1}: agent ({name} kernels) {samples} TIR samples, {agent_tok} tokens, {cells} "
+                      f"code cells, {agent_s:.2f} s -> {agent_tok / agent_s:.1f} tok/s | plain {plain_tok} tokens, "
+                      f"{plain_s:.2f} s -> {plain_tok / plain_s:.1f} tok/s")
+        ratios = {}
+        for name, (a_tok, a_s, p_tok, p_s) in totals.items():
+            ratios[name] = (a_tok / a_s) / (p_tok / p_s)
+            label = "" if name == "fresh" else f" ({name} kernels)"
+            print(f"engine tokens/s under the agent{label}: {a_tok / a_s:.1f}; plain generation: {p_tok / p_s:.1f}")
+            print(f"ratio agent/plain tokens per second{label}: {ratios[name]:.3f}  (target >= 0.9)")
+        if compare_reuse:
+            print(f"fresh kernels against kernels reused in place (ratio of the two ratios): "
+                  f"{ratios['fresh'] / ratios['reuse']:.3f}")
         # the loop alone, without tools: CoT samples through solve vs the same plain requests
         t0 = time.monotonic()
         cot = await solve(PROBLEM, backend, None, replace(config, tir_ratio=0.0, seed=7))
@@ -109,7 +124,8 @@ async def run(samples: int, max_tokens: int, dtype: str, warm: bool = True, reps
         print(f"(seed of sample 0: {sample_seed(1, PROBLEM.id, 0)}; dtype {dtype})")
     finally:
         await backend.close()
-        await pool.close()
+        for p in pools.values():
+            await p.close()
 
 
 def main() -> None:
@@ -119,8 +135,13 @@ def main() -> None:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--no-warm-prefix", action="store_true", help="start all samples at once")
     p.add_argument("--reps", type=int, default=3, help="measured agent/plain pairs (default 3)")
+    p.add_argument("--compare-reuse", action="store_true",
+                   help="also run each rep on a pool that reuses kernels in place, and print fresh/reuse")
     a = p.parse_args()
-    asyncio.run(run(a.samples, a.max_tokens, a.dtype, not a.no_warm_prefix, a.reps))
+    for name in ("samples", "max_tokens", "reps"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    asyncio.run(run(a.samples, a.max_tokens, a.dtype, not a.no_warm_prefix, a.reps, a.compare_reuse))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 It imports what a kernel needs (ipykernel, IPython, numpy, sympy, mpmath: the slow part of a
 cold start) once, starts no thread and opens no socket, then serves requests, one JSON line on
-stdin each: fork; the child joins the new kernel's cgroup and the namespaces of a placeholder
-process that bubblewrap started for that kernel (mount, network, IPC, UTS, PID), forks once more
+stdin each: fork; the child joins the new kernel's cgroup and the namespaces of the sandbox
+bubblewrap built for that kernel (mount, network, IPC, UTS, PID; each checked against the inode
+bubblewrap reported), forks once more
 so the kernel is inside the PID namespace, and the grandchild applies the kernel launcher's
 own confinement (`_launch.confine`: rlimits, uid drop, capabilities, no_new_privs, seccomp ...)
 before it starts the ipykernel app. Replies one JSON line: {"pid": host pid} or {"error": ...}.
@@ -30,7 +31,7 @@ from ipykernel.kernelapp import IPKernelApp  # noqa: E402
 
 # what IPKernelApp.initialize would import in every kernel (the debugger's debugpy alone is ~70 ms)
 for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.completerlib",
-              "faulthandler", "tornado.platform.asyncio"):
+              "faulthandler", "tornado.platform.asyncio", "numpy.random"):  # numpy loads .random lazily: ~10 ms
     try:
         __import__(_name)
     except Exception:
@@ -39,8 +40,20 @@ for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _setns(target: int) -> None:
+class _KernelApp(IPKernelApp):
+    """IPKernelApp given its connection file directly: no command line to parse (~6 ms a kernel)."""
+
+    def parse_command_line(self, argv: object = None) -> None:
+        self.argv, self.extra_args = [], []
+
+
+def _setns(target: int, inodes: dict) -> None:
+    """Join `target`'s namespaces, each only if it is the one bubblewrap reported (its inode):
+    a pid that died and was reused must not lead a kernel into another process's namespaces."""
     fds = [os.open(f"/proc/{target}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in NAMESPACES]
+    for ns, fd in zip(NAMESPACES, fds, strict=True):
+        if os.fstat(fd).st_ino != inodes[ns]:
+            raise OSError(f"the sandbox's {ns} namespace is gone (pid {target} is another process)")
     for ns, fd in zip(NAMESPACES, fds, strict=True):
         if _libc.setns(fd, 0) != 0:
             raise OSError(ctypes.get_errno(), f"setns({ns}) failed")
@@ -61,8 +74,8 @@ def _kernel(req: dict) -> None:
     _launch["confine"](req["spec"])
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()  # not inherited from the template
-    app = IPKernelApp.instance()
-    app.initialize(["-f", req["conn"]])
+    app = _KernelApp.instance(connection_file=req["conn"])
+    app.initialize([])
     app.start()
 
 
@@ -74,7 +87,7 @@ def _child(req: dict, report_fd: int) -> None:
             f.write(str(os.getpid()))
     if req["nice"] > 0:
         os.nice(req["nice"])
-    _setns(req["target"])
+    _setns(req["target"], req["namespaces"])
     pid = os.fork()
     if pid == 0:
         os.close(report_fd)

@@ -4,6 +4,10 @@ strict:  launcher (cgroups, seccomp program opened at fd 9) -> bubblewrap (new n
          namespaces; a root made of read-only binds of /usr, the /bin and /lib links, the Python
          installation and a short /etc list; private size-limited /tmp, /dev/shm and work dir;
          the kernel's runtime dir; `--seccomp 9`) -> launcher (rlimits, capabilities, uid) -> argv.
+template placeholder (strict only, template.py): `/bin/sh` (cgroups: the outer launcher's part,
+         without a Python start) -> bubblewrap (the same sandbox, every capability dropped, the
+         seccomp program and `--info-fd` on descriptors the caller passes) -> argv; the template
+         applies `inner_spec` to the kernel it forks into it.
 partial: launcher (cgroups, rlimits, capabilities, uid, Landlock over reads and writes, seccomp)
          -> argv, run from a readable mirror of Python when the real one is closed to the uid.
 What a kernel may read in either mode is `READ_SYSTEM` + `ETC` + the Python installation; the
@@ -70,7 +74,8 @@ def _system_binds() -> list[str]:
     return out + ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
 
 
-def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool, drop_caps: bool = False) -> list[str]:
+def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool, drop_caps: bool = False,
+               seccomp_fd: int = SECCOMP_FD) -> list[str]:
     """bubblewrap flags: new net/pid/ipc/uts (and, unless root, user) namespaces; only the binds
     above on an empty root; private size-limited /tmp, /dev/shm and work dir. As root bubblewrap
     runs privileged (so it can bind Python from under /root) and the inner launcher drops the uid;
@@ -87,7 +92,7 @@ def bwrap_args(bwrap: str, runtime: str, disk_mb: int, seccomp: bool, drop_caps:
             args += _parents(p) + ["--ro-bind", p, p]
     args += _parents(runtime) + ["--bind", runtime, runtime, "--chdir", WORK_INSIDE]
     if seccomp:
-        args += ["--seccomp", str(SECCOMP_FD)]
+        args += ["--seccomp", str(seccomp_fd)]
     if drop_caps:
         args += ["--cap-drop", "ALL"]
     return args + ["--"]
@@ -100,6 +105,15 @@ def landlock_paths(report: IsolationReport, runtime: str) -> dict[str, list[str]
     return {"read": read, "write": [runtime, *DEVICES], "pin": ["/proc/self"]}
 
 
+# argv: CGROUP_PROCS... -- PROGRAM ARGS...; exits 97 (like the launcher) if a step fails
+JOIN_SH = 'while [ "$1" != -- ]; do echo $$ >"$1" || exit 97; shift; done; shift; exec "$@"'
+
+
+def inner_spec(report: IsolationReport, limits: dict[str, int], uid: int | None) -> dict[str, object]:
+    """What the launcher inside bubblewrap applies to the kernel: rlimits, uid, no capabilities."""
+    return {"rlimits": limits, "uid": uid if report.drop_uid else None, "drop_caps": True, "no_new_privs": True}
+
+
 def launch_argv(
     report: IsolationReport,
     limits: dict[str, int],
@@ -109,26 +123,29 @@ def launch_argv(
     argv: list[str],
     disk_mb: int = 256,
     nice: int = 0,
-    placeholder: bool = False,
+    fds: tuple[int, int] | None = None,
 ) -> list[str]:
     """The full command: launcher (cgroups, nice) -> [bubblewrap -> launcher (rlimits, uid)] -> argv.
 
     `runtime` must hold a copy of the launcher and, with seccomp, the program (see `install`).
-    `placeholder` (bubblewrap only; template.py): bubblewrap runs `argv` itself with every
-    capability dropped, and the inner launcher's spec is kept under "inner" in the outer spec
-    for the template to apply to the kernel it forks into the sandbox (one Python start less)."""
+    `fds` (bubblewrap only; template.py's placeholder): (seccomp program, info) descriptors the
+    caller passes; a shell does the outer launcher's part (cgroups), bubblewrap loads the program
+    from the first, runs `argv` itself with every capability dropped and writes its JSON info
+    (the sandbox's init pid and namespace inodes) to the second; the template applies
+    `inner_spec` to the kernel it forks into the sandbox."""
     uid = uid if report.drop_uid else None
     program = os.path.join(runtime, SECCOMP_FILE)
     outer: dict[str, object]
+    if report.bwrap and fds is not None:
+        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp, drop_caps=True, seccomp_fd=fds[0])
+        wrap[-1:-1] = ["--info-fd", str(fds[1])]  # before the closing "--"
+        return ["/bin/sh", "-c", JOIN_SH, "tirmath-sandbox", *cgroup_procs, "--", *wrap, *argv]
     if report.bwrap:
-        inner: dict[str, object] = {"rlimits": limits, "uid": uid, "drop_caps": True, "no_new_privs": True,
-                                    "argv": argv}
+        inner = {**inner_spec(report, limits, uid), "argv": argv}
         inner_argv = [sys.executable, "-I", "-S", os.path.join(runtime, "_launch.py"), json.dumps(inner)]
-        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp, drop_caps=placeholder)
+        wrap = bwrap_args(report.bwrap, runtime, disk_mb, report.seccomp)
         outer = {"cgroup_procs": list(cgroup_procs), "fds": {str(SECCOMP_FD): program} if report.seccomp else {},
-                 "nice": nice, "argv": wrap + (argv if placeholder else inner_argv)}
-        if placeholder:
-            outer["inner"] = inner
+                 "nice": nice, "argv": wrap + inner_argv}
     else:
         ll = landlock_paths(report, runtime) if report.landlock_abi else None
         outer = {"cgroup_procs": list(cgroup_procs), "nice": nice, "rlimits": limits, "uid": uid, "landlock": ll,

@@ -198,10 +198,11 @@ def limits(config: SandboxConfig) -> dict[str, int]:
 
 
 async def start_process(report: IsolationReport, config: SandboxConfig, base: str,
-                        argv: list[str] | None = None) -> KernelProcess:
+                        argv: list[str] | None = None, info_fd: int | None = None,
+                        stdout: int | None = None) -> KernelProcess:
     """Launch one kernel process; the caller connects to `connection` and waits for it.
-    `argv` replaces the kernel command: template.py starts a placeholder to fork a kernel into
-    (bubblewrap runs it directly; see command.launch_argv's `placeholder`).
+    `argv` replaces the kernel command: template.py starts a placeholder to fork a kernel into,
+    with `info_fd` for bubblewrap's info (see command.launch_argv) and `stdout` (else the log).
     No pre-exec hook (nice is the launcher's), so a large caller spawns it without a fork."""
     token = secrets.token_hex(4)
     uid = secrets.choice(range(*UID_RANGE)) if report.drop_uid else None
@@ -219,14 +220,21 @@ async def start_process(report: IsolationReport, config: SandboxConfig, base: st
     if report.cgroups is not None:
         mem = (config.memory_mb + 256) * 1024 * 1024
         cgroup = report.cgroups.create(f"tirmath-{os.getpid()}-{token}", mem, config.max_processes)
-    placeholder = argv is not None and bool(report.bwrap)
     argv = argv or [command.kernel_python(report), "-m", "ipykernel_launcher", "-f", str(runtime / "conn.json")]
-    cmd = command.launch_argv(report, limits(config), str(runtime), uid, cgroup.procs_files if cgroup else (),
-                              argv, config.disk_mb, max(0, config.nice), placeholder)
-    with open(runtime / "kernel.log", "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work, report),
-            start_new_session=True,
-        )
+    program = None
+    if info_fd is not None and report.bwrap and report.seccomp:
+        program = os.open(runtime / command.SECCOMP_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fds = (program if program is not None else -1, info_fd) if info_fd is not None else None
+        cmd = command.launch_argv(report, limits(config), str(runtime), uid, cgroup.procs_files if cgroup else (),
+                                  argv, config.disk_mb, max(0, config.nice), fds)
+        with open(runtime / "kernel.log", "wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log if stdout is None else stdout, stderr=log,
+                cwd=str(runtime) if report.bwrap else work, env=kernel_env(config, str(runtime), work, report),
+                start_new_session=True, pass_fds=tuple(fd for fd in (info_fd, program) if fd is not None),
+            )
+    finally:
+        if program is not None:
+            os.close(program)
     return KernelProcess(proc, str(runtime), uid, cgroup, conn, cmd)

@@ -4,11 +4,15 @@
 host, the kernel's environment allow-list, no model code ever) that has imported ipykernel,
 IPython and the preloaded modules and then only forks. For each kernel, `start_process()`:
 
-1. starts the kernel's normal isolated command (launch.py: runtime dir, cgroup, launcher ->
-   bubblewrap) with a placeholder program (`sleep`, every capability dropped by bubblewrap) in
-   place of the inner launcher and the kernel, so bubblewrap builds the kernel's own mount,
-   network, IPC, UTS and PID namespaces exactly as for a cold one;
-2. asks the template to fork a child that joins the kernel's cgroup and those namespaces,
+1. starts the kernel's isolated command (launch.py: runtime dir, cgroup; command.py: a shell
+   joins the cgroup and opens the seccomp program -> bubblewrap) with a placeholder program
+   (`sh` that says "ready" on a pipe and becomes `sleep`, every capability dropped by
+   bubblewrap) in place of the inner launcher and the kernel, so bubblewrap builds the
+   kernel's own mount, network, IPC, UTS and PID namespaces exactly as for a cold one, and
+   reports the sandbox's init pid and namespace inodes on another pipe (`--info-fd`);
+2. asks the template to fork a child that joins the kernel's cgroup and those namespaces
+   (refusing any whose inode is not the one bubblewrap reported, so a recycled pid cannot
+   lead a kernel into the host's namespaces),
    forks into the PID namespace and applies the launcher's own confinement (the same inner
    spec the placeholder got: rlimits, private uid, capabilities, no_new_privs, seccomp ...)
    before it starts the ipykernel app.
@@ -37,20 +41,22 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.command import LAUNCHER, SECCOMP_FD
+from sandbox.command import LAUNCHER, SECCOMP_FILE, inner_spec
 from sandbox.config import SandboxConfig
 from sandbox.isolation import WORK_INSIDE, IsolationReport
-from sandbox.launch import KernelProcess, kernel_env, start_process
+from sandbox.launch import KernelProcess, kernel_env, limits, start_process
 
 log = logging.getLogger(__name__)
 MAIN = str(Path(__file__).with_name("_template_main.py"))
 PLACEHOLDER = "sleep"
+NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # the placeholder's, joined by the kernel
 START_TIMEOUT = 120.0  # seconds for the template's imports (several kernels' worth on a busy box)
 
 
 def usable(report: IsolationReport) -> bool:
     """The template works where a root process can join bubblewrap's namespaces."""
-    return bool(report.bwrap) and os.geteuid() == 0 and shutil.which(PLACEHOLDER) is not None
+    return (bool(report.bwrap) and os.geteuid() == 0 and shutil.which(PLACEHOLDER) is not None
+            and os.access("/bin/sh", os.X_OK))
 
 
 class ForkedKernel(KernelProcess):
@@ -75,11 +81,30 @@ class ForkedKernel(KernelProcess):
         return self.kernel_pid
 
 
-def _is_placeholder(p: psutil.Process) -> bool:
-    with contextlib.suppress(psutil.Error):
-        cmd = p.cmdline()
-        return bool(cmd) and os.path.basename(cmd[0]) == PLACEHOLDER
-    return False
+async def _placeholder(info_fd: int, ready_fd: int) -> dict | None:
+    """bubblewrap's info (the sandbox's init pid and namespace inodes) once the placeholder says
+    it runs, i.e. once the sandbox is built; None if it ended first (the log says why). Reads
+    both pipes on the event loop (no thread, no polling); both descriptors are closed."""
+    loop = asyncio.get_running_loop()
+    files = [os.fdopen(ready_fd, "rb", 0), os.fdopen(info_fd, "rb", 0)]
+    readers: list[asyncio.StreamReader] = []
+    transports: list[asyncio.BaseTransport] = []
+    try:
+        for f in files:
+            reader = asyncio.StreamReader()
+            transport, _ = await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r), f)
+            readers.append(reader)
+            transports.append(transport)
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            if await readers[0].readuntil(b"\n") == b"ready\n":
+                info = json.loads(await readers[1].read())  # written and closed by bubblewrap at its clone
+                return info if isinstance(info.get("child-pid"), int) else None
+        return None
+    finally:
+        for t in transports:
+            t.close()
+        for f in files[len(transports):]:
+            f.close()
 
 
 class KernelTemplate:
@@ -110,37 +135,36 @@ class KernelTemplate:
         return cls(proc)
 
     async def start_process(self, report: IsolationReport, config: SandboxConfig, base: str) -> KernelProcess:
-        sleep = shutil.which(PLACEHOLDER) or PLACEHOLDER
-        kp = await start_process(report, config, base, [sleep, "infinity"])
+        info_r, info_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        try:
+            argv = ["/bin/sh", "-c", f"echo ready; exec {PLACEHOLDER} infinity >/dev/null"]
+            kp = await start_process(report, config, base, argv, info_fd=info_w, stdout=ready_w)
+        except BaseException:
+            os.close(info_r)
+            os.close(ready_r)
+            raise
+        finally:
+            os.close(info_w)
+            os.close(ready_w)
         fk = ForkedKernel(kp.proc, kp.runtime, kp.uid, kp.cgroup, kp.connection, kp.command)
         try:
-            target = await self._placeholder(fk, config.start_timeout)
-            fk.kernel_pid = await self._fork(fk, target, config, report)
+            info = await asyncio.wait_for(_placeholder(info_r, ready_r), config.start_timeout)
+            if info is None:
+                raise RuntimeError(f"the kernel sandbox did not start; its log ends: {fk.log_tail()}")
+            fk.kernel_pid = await self._fork(fk, info, config, report)
         except BaseException:
             await fk.dispose()
             raise
         return fk
 
-    async def _placeholder(self, kp: KernelProcess, timeout: float) -> int:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and kp.proc.returncode is None:
-            with contextlib.suppress(psutil.Error):
-                for q in psutil.Process(kp.proc.pid).children(recursive=True):
-                    if _is_placeholder(q):
-                        return q.pid
-            await asyncio.sleep(0.005)
-        raise RuntimeError(f"the kernel sandbox did not start; its log ends: {kp.log_tail()}")
-
-    async def _fork(self, kp: KernelProcess, target: int, config: SandboxConfig, report: IsolationReport) -> int:
-        outer = json.loads(kp.command[-1])
-        inner = dict(outer["inner"])  # the spec a cold kernel's inner launcher applies
-        inner.pop("argv", None)
-        program = outer.get("fds", {}).get(str(SECCOMP_FD))
-        if program:  # bubblewrap loaded it for the placeholder (--seccomp); the launcher does for the kernel
-            inner["seccomp"] = program
+    async def _fork(self, kp: KernelProcess, info: dict, config: SandboxConfig, report: IsolationReport) -> int:
+        spec = inner_spec(report, limits(config), kp.uid)  # what a cold kernel's inner launcher applies
+        if report.seccomp:  # bubblewrap loaded it for the placeholder (--seccomp); the launcher does for the kernel
+            spec["seccomp"] = os.path.join(kp.runtime, SECCOMP_FILE)
         env = kernel_env(config, kp.runtime, WORK_INSIDE, report)
-        req = {"target": target, "spec": inner, "env": env, "cwd": env["HOME"],
+        namespaces = {ns: info[f"{ns}-namespace"] for ns in NAMESPACES}
+        req = {"target": info["child-pid"], "namespaces": namespaces, "spec": spec, "env": env, "cwd": env["HOME"],
                "log": str(Path(kp.runtime, "kernel.log")), "conn": str(Path(kp.runtime, "conn.json")),
                "cgroup_procs": list(kp.cgroup.procs_files) if kp.cgroup else [], "nice": config.nice}
         assert self.proc.stdin is not None and self.proc.stdout is not None

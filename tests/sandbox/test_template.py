@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import psutil
 import pytest
 
 from sandbox import isolation, template
@@ -77,3 +78,58 @@ async def test_template_kernels_do_not_share_numpy_random_state() -> None:
         assert ra.status == rb.status == "ok" and ra.output != rb.output
     finally:
         await pool.close()
+
+
+async def _template(tmp_path):  # type: ignore[no-untyped-def]
+    report = isolation.resolve(SMALL.isolation, SMALL.bwrap)
+    base = str(tmp_path)
+    tmpl = await template.KernelTemplate.start(SMALL, base)
+    return report, base, tmpl
+
+
+async def test_template_refuses_namespaces_that_are_not_the_sandboxs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A kernel joins a sandbox's namespaces only if each is the one bubblewrap reported: a
+    sandbox init that died, its pid reused by a host process, must not lead a kernel into the
+    host's network, mounts or PIDs. Here the pid is this test's own process (host namespaces)
+    and the inodes are a real sandbox's: the template must refuse and start nothing."""
+    import os
+
+    report, base, tmpl = await _template(tmp_path)
+    try:
+        fk = await tmpl.start_process(report, SMALL, base)
+        try:
+            info = {"child-pid": os.getpid()}
+            info |= {f"{ns}-namespace": os.stat(f"/proc/{fk.kernel_pid}/ns/{ns}").st_ino for ns in template.NAMESPACES}
+            assert os.stat(f"/proc/{os.getpid()}/ns/net").st_ino != info["net-namespace"]  # the premise
+            with pytest.raises(RuntimeError, match="could not fork a kernel"):
+                await tmpl._fork(fk, info, SMALL, report)
+            assert "namespace is gone" in fk.log_tail()
+            # the same request with the sandbox's own init pid succeeds
+            info["child-pid"] = psutil.Process(fk.proc.pid).children()[0].pid  # bubblewrap's init in the sandbox
+            assert await tmpl._fork(fk, info, SMALL, report) > 0
+        finally:
+            await fk.dispose()
+    finally:
+        await tmpl.close()
+
+
+async def test_a_sandbox_that_fails_to_build_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """bubblewrap refusing its arguments ends the placeholder before it says "ready": the start
+    fails with bubblewrap's own message (not after the start timeout), and the kernel's runtime
+    directory and cgroup are gone."""
+    import os
+
+    from sandbox import command
+
+    real = command.bwrap_args
+    monkeypatch.setattr(command, "bwrap_args", lambda *a, **k: [real(*a, **k)[0], "--no-such-option", *real(*a, **k)[1:]])
+    report, base, tmpl = await _template(tmp_path)
+    cgroups_before = set(os.listdir(report.cgroups.pids)) if report.cgroups and report.cgroups.pids else set()
+    try:
+        with pytest.raises(RuntimeError, match="did not start.*no-such-option"):
+            await tmpl.start_process(report, SMALL, base)
+    finally:
+        await tmpl.close()
+    assert not [d for d in os.listdir(base) if d.startswith("k-")]
+    if report.cgroups and report.cgroups.pids:
+        assert set(os.listdir(report.cgroups.pids)) <= cgroups_before
