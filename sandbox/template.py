@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -92,7 +93,7 @@ async def _placeholder(info_fd: int, ready_fd: int) -> dict | None:
     try:
         for f in files:
             reader = asyncio.StreamReader()
-            transport, _ = await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r), f)
+            transport, _ = await loop.connect_read_pipe(functools.partial(asyncio.StreamReaderProtocol, reader), f)
             readers.append(reader)
             transports.append(transport)
         with contextlib.suppress(asyncio.IncompleteReadError):
