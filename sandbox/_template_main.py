@@ -1,4 +1,4 @@
-"""The kernel template process (run by template.py as `python _template_main.py LAUNCHER_PATH`).
+"""The kernel template process (run by template.py as `python _template_main.py LAUNCHER PRELOAD SHELL_CONFIG`).
 
 It imports what a kernel needs (ipykernel, IPython, numpy, sympy, mpmath: the slow part of a
 cold start) once, starts no thread and opens no socket, then serves requests, one JSON line on
@@ -17,17 +17,21 @@ import os
 import runpy
 import signal
 import sys
+from typing import Any
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc/<pid>/ns is read before it
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy (imported below) warns on stderr otherwise
+_ENV_BEFORE = dict(os.environ)
 _launch = runpy.run_path(sys.argv[1])  # the kernel launcher's functions (confine)
 for _name in sys.argv[2].split(","):
     try:
         __import__(_name)
     except Exception:  # a missing optional module is not fatal
         pass
+from ipykernel.ipkernel import IPythonKernel  # noqa: E402
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402
+from IPython.core.interactiveshell import PickleShareDB  # noqa: E402
 
 # what IPKernelApp.initialize would import in every kernel (the debugger's debugpy alone is ~70 ms)
 for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.completerlib",
@@ -37,7 +41,38 @@ for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", 
     except Exception:
         pass
 
+# what those imports put in the environment (debugpy: PYDEVD_USE_FRAME_EVAL ...), as a cold kernel's do
+_IMPORT_ENV = {k: v for k, v in os.environ.items() if _ENV_BEFORE.get(k) != v}
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _make_shell() -> None:
+    """Build the kernels' IPython shell once, here (InteractiveShell.__init__ is ~12 ms a kernel:
+    magics, argparse parsers, prefilters, traitlets). It has no kernel, socket or thread yet;
+    `IPythonKernel.__init__` gets it from `ZMQInteractiveShell.instance()` and `_Kernel` binds it."""
+    from ipykernel.zmqshell import ZMQInteractiveShell
+    from traitlets.config import Config
+
+    compiler = IPythonKernel.class_traits()["compiler_class"].default()  # what the kernel would pass
+    ZMQInteractiveShell.instance(config=Config(json.loads(sys.argv[3])), compiler_class=compiler)
+
+
+class _Kernel(IPythonKernel):
+    """IPythonKernel that takes the template's shell and redoes what the shell took from the
+    template process when it was built: the environment it sets (PAGER ...), home directory and
+    logger, profile, IPython dir and database paths (the kernel's own runtime directory)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        shell: Any = self.shell  # the template's, from ZMQInteractiveShell.instance()
+        shell.kernel = shell.parent = self
+        profile: Any = self.profile_dir  # the app's: this kernel's runtime directory
+        shell.profile_dir = profile
+        shell.ipython_dir = os.path.dirname(profile.location)
+        shell.db = PickleShareDB(os.path.join(profile.location, "db"))
+        shell.init_environment()
+        shell.init_pushd_popd_magic()
+        shell.init_logger()
 
 
 class _KernelApp(IPKernelApp):
@@ -69,12 +104,12 @@ def _kernel(req: dict) -> None:
     os.dup2(log, 2)
     os.closerange(3, 65536)
     os.environ.clear()
-    os.environ.update(req["env"])
+    os.environ.update(req["env"], **_IMPORT_ENV, PWD=req["cwd"])  # PWD: as bubblewrap's --chdir sets it
     os.chdir(req["cwd"])
     _launch["confine"](req["spec"])
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()  # not inherited from the template
-    app = _KernelApp.instance(connection_file=req["conn"])
+    app = _KernelApp.instance(connection_file=req["conn"], kernel_class=_Kernel)
     app.initialize([])
     app.start()
 
@@ -109,6 +144,7 @@ def _reap(*_args: object) -> None:
 
 
 def serve() -> None:
+    _make_shell()
     if _libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
         raise OSError(ctypes.get_errno(), "PR_SET_CHILD_SUBREAPER failed")
     signal.signal(signal.SIGCHLD, _reap)

@@ -32,6 +32,8 @@ from sandbox.isolation import IsolationReport
 STARTUP_SRC = Path(__file__).with_name("_kernel_startup.py")
 UID_RANGE = (200_000, 2_000_000_000)
 ENV_PASS = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# the kernel's IPython shell settings: its profile's config file, and the template's pre-made shell
+SHELL_CONFIG: dict[str, dict[str, object]] = {"HistoryManager": {"enabled": False}, "InteractiveShell": {"colors": "nocolor", "xmode": "Plain"}}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -178,11 +180,9 @@ def _write_runtime(runtime: Path, config: SandboxConfig, uid: int | None, report
     profile = runtime / "ipython" / "profile_default"
     profile.mkdir(parents=True)
     line = f"exec(compile(open({str(startup)!r}).read(), '<tirmath-startup>', 'exec'), {{'__name__': '_tirmath_startup'}})"
+    shell = "".join(f"c.{cls}.{k} = {v!r}\n" for cls, kv in SHELL_CONFIG.items() for k, v in kv.items())
     (profile / "ipython_kernel_config.py").write_text(
-        f"c.IPKernelApp.exec_lines = [{line!r}]\nc.HistoryManager.enabled = False\n"
-        "c.IPKernelApp.parent_handle = 0\nc.InteractiveShell.colors = 'nocolor'\n"
-        "c.InteractiveShell.xmode = 'Plain'\n"
-    )
+        f"c.IPKernelApp.exec_lines = [{line!r}]\nc.IPKernelApp.parent_handle = 0\n{shell}")
     (runtime / "jupyter").mkdir()
     command.install(report, str(runtime))
     if uid is not None:

@@ -2,7 +2,10 @@
 
 `KernelTemplate.start(config)` runs `_template_main.py` once per pool: a process (root, on the
 host, the kernel's environment allow-list, no model code ever) that has imported ipykernel,
-IPython and the preloaded modules and then only forks. For each kernel, `start_process()`:
+IPython and the preloaded modules, built the kernels' IPython shell (with no kernel, socket or
+thread yet; each kernel binds it to itself and redoes what the shell took from the process:
+environment, home, profile and database paths), and then only forks. For each kernel,
+`start_process()`:
 
 1. starts the kernel's isolated command (launch.py: runtime dir, cgroup; command.py: a shell
    joins the cgroup and opens the seccomp program -> bubblewrap) with a placeholder program
@@ -45,7 +48,7 @@ import psutil
 from sandbox.command import LAUNCHER, SECCOMP_FILE, inner_spec
 from sandbox.config import SandboxConfig
 from sandbox.isolation import WORK_INSIDE, IsolationReport
-from sandbox.launch import KernelProcess, kernel_env, limits, start_process
+from sandbox.launch import SHELL_CONFIG, KernelProcess, kernel_env, limits, start_process
 
 log = logging.getLogger(__name__)
 MAIN = str(Path(__file__).with_name("_template_main.py"))
@@ -120,7 +123,7 @@ class KernelTemplate:
     async def start(cls, config: SandboxConfig, base: str) -> KernelTemplate:
         env = kernel_env(config, base, base)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, MAIN, LAUNCHER, ",".join(config.preload), cwd=base, env=env,
+            sys.executable, MAIN, LAUNCHER, ",".join(config.preload), json.dumps(SHELL_CONFIG), cwd=base, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
             start_new_session=True)
         assert proc.stdout is not None

@@ -36,18 +36,41 @@ print(json.dumps({
 }))
 """
 
+# what the kernel's IPython shell took from its process: the template builds the shell once and each
+# kernel rebinds it, so these must read the same as in a cold kernel
+SHELL_PROBE = """
+import os, sys, json
+ip = get_ipython()
+rt = os.path.dirname(os.environ['IPYTHONDIR'])
+def norm(x):
+    return str(x).replace(rt, '<rt>')
+try:
+    1 / 0
+except ZeroDivisionError:
+    tb = ip.InteractiveTB.text(*sys.exc_info())
+print(json.dumps({
+    'profile': norm(ip.profile_dir.location), 'ipython_dir': norm(ip.ipython_dir), 'home': ip.home_dir,
+    'db': norm(ip.db.root), 'logger_home': ip.logger.home_dir, 'env': {k: norm(v) for k, v in sorted(os.environ.items())},
+    'kernel': ip.kernel is not None and ip.parent is ip.kernel, 'compiler': type(ip.compile).__name__,
+    'history': ip.history_manager.enabled, 'xmode': ip.InteractiveTB.mode, 'colors': ip.colors,
+    'tb': tb.splitlines()[-1], 'main': sys.modules['__main__'] is ip.user_module and __name__ == '__main__',
+    'cwd': os.getcwd(), 'dir_stack': ip.dir_stack, 'In': 'In' in ip.user_ns, 'exit': type(exit).__name__,
+    'display_pub': type(ip.display_pub).__name__, 'session': ip.display_pub.session is ip.kernel.session,
+}))
+"""
+
 pytestmark = pytest.mark.skipif(not template.usable(isolation.probe()),
                                 reason="the kernel template needs bubblewrap as root")
 
 
-async def _probe(use_template: bool, port: int) -> tuple[dict, set[int]]:
+async def _probe(use_template: bool, port: int, code: str = PROBE) -> tuple[dict, set[int]]:
     pool = await make_pool(2, dataclasses.replace(SMALL, template=use_template, spares=2))
     try:
         assert (pool.template is not None) == use_template
         outs, uids = [], set()
         async with pool.session() as a, pool.session() as b:
             for s in (a, b):
-                r = await s.run(PROBE.replace("PORT", str(port)), 20)
+                r = await s.run(code.replace("PORT", str(port)), 20)
                 assert r.status == "ok", r
                 outs.append(json.loads(r.output))
                 uids.add(int((await s.run("import os; print(os.getuid())")).output))
@@ -66,6 +89,26 @@ async def test_template_kernels_are_isolated_like_cold_ones(listener: Listener) 
     assert warm["tcp"] != "CONNECTED" and not warm["root"] and warm["procs"] and warm["status"]["CapEff"] == "0000000000000000"
     assert len(warm_uids) == 2 and not warm_uids & cold_uids
     assert listener.accepted == 0
+
+
+async def test_template_kernels_have_the_shell_of_a_cold_one() -> None:
+    """The shell the template built once reads, in each kernel, as a cold kernel's own: its
+    paths, environment, kernel binding, settings, tracebacks, display, exit and __main__."""
+    cold, _ = await _probe(False, 0, SHELL_PROBE)
+    warm, _ = await _probe(True, 0, SHELL_PROBE)
+    assert warm == cold
+    assert cold["kernel"] and cold["session"] and cold["main"] and cold["history"] is False
+    assert cold["profile"].startswith("<rt>/") and cold["db"].startswith("<rt>/") and cold["home"] == "/tmp/work"
+    assert cold["env"]["PAGER"] == "cat" and cold["xmode"] == "Plain" and cold["tb"].startswith("ZeroDivisionError")
+    # display and rich output go through the kernel's own session and socket
+    pool = await make_pool(1, dataclasses.replace(SMALL, spares=1))
+    try:
+        assert pool.template is not None
+        async with pool.session() as s:
+            r = await s.run("from IPython.display import display\ndisplay('shown')\n6 * 7")
+            assert r.status == "ok" and "shown" in r.output and "42" in r.output, r
+    finally:
+        await pool.close()
 
 
 async def test_template_kernels_do_not_share_numpy_random_state() -> None:
