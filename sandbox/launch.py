@@ -120,8 +120,8 @@ class KernelProcess:
         """SIGKILL the whole tree (bubblewrap takes its PID namespace down with it)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # not proc.kill(): its poll() would reap the
+            os.kill(self.proc.pid, signal.SIGKILL)  # zombie under asyncio's child watcher ("Unknown child")
         if self.cgroup is not None:
             self.cgroup.kill()
         for pid in self.keep:
