@@ -31,7 +31,6 @@ for _name in sys.argv[2].split(","):
         pass
 from ipykernel.ipkernel import IPythonKernel  # noqa: E402
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402
-from IPython.core.interactiveshell import PickleShareDB  # noqa: E402
 
 # what IPKernelApp.initialize would import in every kernel (the debugger's debugpy alone is ~70 ms)
 for _name in ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.completerlib",
@@ -69,10 +68,15 @@ class _Kernel(IPythonKernel):
         profile: Any = self.profile_dir  # the app's: this kernel's runtime directory
         shell.profile_dir = profile
         shell.ipython_dir = os.path.dirname(profile.location)
-        shell.db = PickleShareDB(os.path.join(profile.location, "db"))
         shell.init_environment()
         shell.init_pushd_popd_magic()
-        shell.init_logger()
+        if hasattr(shell, "init_logger"):  # IPython 8 builds the db and the session logger in __init__
+            from pickleshare import PickleShareDB
+
+            shell.db = PickleShareDB(os.path.join(profile.location, "db"))
+            shell.init_logger()
+        else:  # IPython 9 builds them on first use, from the paths set above
+            shell.db = shell.logger = None
 
 
 class _KernelApp(IPKernelApp):

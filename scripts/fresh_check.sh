@@ -17,7 +17,11 @@ start=$(date +%s)
 bash scripts/setup.sh
 echo "fresh-check: setup took $(( $(date +%s) - start )) s" >&2
 start=$(date +%s)
-tirmath solve "What is the remainder when 2^100 is divided by 7?" --samples 2 --max-tokens 64 --quiet
+tirmath solve "What is the remainder when 2^100 is divided by 7?" --samples 2 --max-tokens 64 --quiet 2> "$work/err.txt" \
+  || { cat "$work/err.txt" >&2; exit 1; }
+cat "$work/err.txt" >&2
+# the kernel template must work with the newest ipykernel/IPython a fresh install gets (else: cold starts)
+if grep -q "kernel template did not start" "$work/err.txt"; then echo "fresh-check: the kernel template failed" >&2; exit 1; fi
 tirmath solve --dataset aime2025 --id 2025-I-1 --samples 2 --tir-ratio 0 --max-tokens 32 --json > "$work/out.json"
 python -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['problem']['id']=='2025-I-1', r" "$work/out.json"
 echo "fresh-check: two solves took $(( $(date +%s) - start )) s; README command 1 works on a clean clone" >&2
