@@ -91,7 +91,7 @@ def _setns(target: int, inodes: dict) -> None:
     a pid that died and was reused must not lead a kernel into another process's namespaces."""
     fds = [os.open(f"/proc/{target}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in NAMESPACES]
     for ns, fd in zip(NAMESPACES, fds, strict=True):
-        if os.fstat(fd).st_ino != inodes[ns]:
+        if os.fstat(fd).st_ino != inodes.get(ns):  # bubblewrap reports these since 0.4.0
             raise OSError(f"the sandbox's {ns} namespace is gone (pid {target} is another process)")
     for ns, fd in zip(NAMESPACES, fds, strict=True):
         if _libc.setns(fd, 0) != 0:

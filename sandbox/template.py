@@ -53,7 +53,6 @@ from sandbox.launch import SHELL_CONFIG, KernelProcess, kernel_env, limits, star
 log = logging.getLogger(__name__)
 MAIN = str(Path(__file__).with_name("_template_main.py"))
 PLACEHOLDER = "sleep"
-NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # the placeholder's, joined by the kernel
 START_TIMEOUT = 120.0  # seconds for the template's imports (several kernels' worth on a busy box)
 
 
@@ -167,7 +166,7 @@ class KernelTemplate:
         if report.seccomp:  # bubblewrap loaded it for the placeholder (--seccomp); the launcher does for the kernel
             spec["seccomp"] = os.path.join(kp.runtime, SECCOMP_FILE)
         env = kernel_env(config, kp.runtime, WORK_INSIDE, report)
-        namespaces = {ns: info[f"{ns}-namespace"] for ns in NAMESPACES}
+        namespaces = {k.removesuffix("-namespace"): v for k, v in info.items() if k.endswith("-namespace")}
         req = {"target": info["child-pid"], "namespaces": namespaces, "spec": spec, "env": env, "cwd": env["HOME"],
                "log": str(Path(kp.runtime, "kernel.log")), "conn": str(Path(kp.runtime, "conn.json")),
                "cgroup_procs": list(kp.cgroup.procs_files) if kp.cgroup else [], "nice": config.nice}
